@@ -1,0 +1,3 @@
+from borgwatch.cli import main
+
+main()

@@ -1,0 +1,30 @@
+"""Borg exit codes -> result class (1.2: 0/1/2/128+N; 1.4 modern and 2.0: specific codes)."""
+
+from __future__ import annotations
+
+import signal
+
+SEVERITY = {"success": 0, "warning": 1, "error": 2, "interrupted": 3}
+
+
+def classify(rc: int) -> str:
+    """Order per borg: signal > error > warning > success."""
+    if rc == 0:
+        return "success"
+    if rc >= 128 or rc < 0:
+        return "interrupted"
+    if rc == 1 or 100 <= rc <= 127:
+        return "warning"
+    return "error"
+
+
+def signal_name(rc: int) -> str:
+    num = rc - 128 if rc >= 128 else -rc
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return f"signal {num}"
+
+
+def worst(*statuses: str) -> str:
+    return max(statuses, key=lambda s: SEVERITY.get(s, 0))

@@ -1,0 +1,120 @@
+"""Run one borg command: no shell, stdin=/dev/null, own process group, stderr streamed line by line,
+stdout collected, resources measured (psutil samples + the kernel's rusage at reap time)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import psutil
+
+from borgwatch.borg.env import BorgEnv
+from borgwatch.borg.events import Event, parse_line
+from borgwatch.model import Resources
+
+SAMPLE_INTERVAL = 0.2
+
+
+@dataclass
+class BorgRun:
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    started_at: float
+    duration_seconds: float
+    resources: Resources = field(default_factory=Resources)
+    timed_out: bool = False
+
+
+class BorgProcess:
+    """One borg child. ``signal`` may be called from a signal handler to forward a signal to it."""
+
+    def __init__(self, argv: list[str], env: BorgEnv, cwd: str | None = None) -> None:
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._peak_rss = 0
+        self._io = (0, 0)
+        self._done = threading.Event()
+
+    def signal(self, signum: int) -> None:
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.kill(proc.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def run(self, on_event: Callable[[Event], None], timeout: float | None = None) -> BorgRun:
+        for fd in self.env.pass_fds:  # a passphrase fd is read by every borg: rewind it
+            os.lseek(fd, 0, os.SEEK_SET)
+        started_wall, started = time.time(), time.monotonic()
+        self.proc = proc = subprocess.Popen(
+            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env=self.env.env, cwd=self.cwd, pass_fds=self.env.pass_fds, start_new_session=True,
+        )
+        stdout_chunks: list[bytes] = []
+        threads = [
+            threading.Thread(target=self._drain_stdout, args=(proc, stdout_chunks), daemon=True),
+            threading.Thread(target=self._sample, args=(proc.pid,), daemon=True),
+        ]
+        timed_out = threading.Event()
+        if timeout:
+            threads.append(threading.Thread(target=self._watchdog, args=(timeout, timed_out), daemon=True))
+        for t in threads:
+            t.start()
+        assert proc.stderr is not None
+        for raw in proc.stderr:
+            event = parse_line(raw)
+            if event is not None:
+                on_event(event)
+        _, status, rusage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        self._done.set()
+        for t in threads:
+            t.join(timeout=5)
+        rc = proc.returncode
+        if rc < 0:  # killed by a signal without handling it: report like borg does
+            rc = 128 - rc
+        resources = Resources(
+            cpu_user_seconds=rusage.ru_utime,
+            cpu_system_seconds=rusage.ru_stime,
+            max_rss_bytes=max(self._peak_rss, rusage.ru_maxrss * 1024),
+            read_bytes=self._io[0],
+            write_bytes=self._io[1],
+        )
+        return BorgRun(self.argv, rc, b"".join(stdout_chunks), started_wall, time.monotonic() - started,
+                       resources, timed_out.is_set())
+
+    @staticmethod
+    def _drain_stdout(proc: subprocess.Popen[bytes], chunks: list[bytes]) -> None:
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(65536):
+            chunks.append(chunk)
+
+    def _sample(self, pid: int) -> None:
+        try:
+            process = psutil.Process(pid)
+            while not self._done.is_set():
+                with process.oneshot():
+                    procs = [process, *process.children(recursive=True)]
+                    rss = sum(p.memory_info().rss for p in procs)
+                    io = [p.io_counters() for p in procs]
+                self._peak_rss = max(self._peak_rss, rss)
+                self._io = (sum(c.read_chars for c in io), sum(c.write_chars for c in io))
+                self._done.wait(SAMPLE_INTERVAL)
+        except (psutil.Error, OSError):
+            return  # the process ended between two samples
+
+    def _watchdog(self, timeout: float, flag: threading.Event) -> None:
+        if not self._done.wait(timeout):
+            flag.set()
+            self.signal(signal.SIGTERM)
+            if not self._done.wait(10):
+                self.signal(signal.SIGKILL)

@@ -1,0 +1,74 @@
+"""Borg's result formats -> model objects; the 1.x / 2.x shape differences stay in here."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from borgwatch.model import ArchiveStats, RepositoryStats
+
+_PRUNE_LINE = re.compile(r"^(Keeping|Pruning|Would prune)\b")
+
+
+def parse_create_json(stdout: bytes) -> tuple[ArchiveStats | None, RepositoryStats | None]:
+    """``borg create --json`` prints one object, and only when an archive was committed."""
+    text = stdout.decode("utf-8", "replace").strip()
+    if not text:
+        return None, None
+    try:
+        data: dict[str, Any] = json.loads(text)
+    except ValueError:
+        return None, None
+    archive = data.get("archive") or {}
+    stats = archive.get("stats") or {}
+    store = stats.get("store_stats") or {}
+    archive_stats = ArchiveStats(
+        name=str(archive.get("name", "")),
+        id=str(archive.get("id", "")),
+        original_bytes=int(stats.get("original_size", 0)),
+        compressed_bytes=_int(stats.get("compressed_size")),
+        # borg 2 has no deduplicated_size; the bytes it uploaded are the closest equivalent
+        deduplicated_bytes=_int(stats.get("deduplicated_size", store.get("backend_store_volume"))),
+        files=int(stats.get("nfiles", 0)),
+        duration_seconds=float(archive.get("duration", 0.0)),
+    )
+    cache = (data.get("cache") or {}).get("stats")
+    repo_stats = None
+    if cache:
+        repo_stats = RepositoryStats(
+            unique_bytes=_int(cache.get("unique_size")),
+            unique_compressed_bytes=_int(cache.get("unique_csize")),
+            total_bytes=_int(cache.get("total_size")),
+            total_compressed_bytes=_int(cache.get("total_csize")),
+            total_chunks=_int(cache.get("total_chunks")),
+            unique_chunks=_int(cache.get("total_unique_chunks")),
+        )
+    return archive_stats, repo_stats
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def prune_action(message: str) -> str | None:
+    """A ``borg prune --list`` line -> 'kept' | 'pruned' | None (column widths differ by version)."""
+    m = _PRUNE_LINE.match(message)
+    if not m:
+        return None
+    return "kept" if m.group(1) == "Keeping" else "pruned"
+
+
+def diff_changed_content(obj: dict[str, Any]) -> bool:
+    """A ``borg diff --json-lines --content-only`` record -> did the file's content change?
+
+    1.2 also reports metadata-only changes as ``modified`` with 0 bytes added/removed; 1.4 drops them.
+    """
+    for change in obj.get("changes", ()):
+        kind = change.get("type", "")
+        if kind == "modified":
+            if "added" not in change or change.get("added") or change.get("removed"):
+                return True
+        elif kind in ("added", "removed", "changed link", "changed type"):
+            return True
+    return False

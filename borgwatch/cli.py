@@ -1,0 +1,154 @@
+"""Command line: parses arguments and calls into borgwatch; no logic lives here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from borgwatch import __version__
+
+app = typer.Typer(
+    name="borgwatch",
+    help="Wrap BorgBackup runs and publish what really happened (Prometheus textfile, Loki, Pushgateway).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", envvar="BORGWATCH_CONFIG",
+                                               help="Config file [default: /etc/borgwatch/config.toml].")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _call(func, *args, **kwargs) -> None:  # noqa: ANN001
+    from borgwatch.app import exit_on_user_error
+    raise typer.Exit(exit_on_user_error(func, *args, **kwargs))
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"borgwatch {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """borgwatch: every borg run measured."""
+
+
+@app.command()
+def run(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job name(s) from the config.")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Run every configured job.")] = False,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run backup job(s): borg create (+ diff, prune, compact, check) and publish the result."""
+    from borgwatch.app import run_command
+    _call(run_command, config, jobs or [], all_jobs, as_json)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name the run is recorded under (backup_job label).")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Wrap your own borg command line unchanged: borgwatch exec NAME -- borg create …"""
+    from borgwatch.wrap import exec_command
+    _call(exec_command, config, name, list(ctx.args), as_json)
+
+
+@app.command()
+def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """Show every job's last run, result, duration, age of last success and dataset diff."""
+    from borgwatch.app import status_command
+    _call(status_command, config, as_json)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt = None) -> None:
+    """Validate the configuration without running anything."""
+    from borgwatch.app import check_config_command
+    _call(check_config_command, config)
+
+
+@app.command()
+def demo(
+    workdir: Annotated[str | None, typer.Option(help="Where to create the throwaway repo and tree.")] = None,
+) -> None:
+    """Create a throwaway repo, back up a sample tree twice with `borgwatch run`, print the metrics."""
+    from borgwatch.demo import demo_command
+    _call(demo_command, workdir)
+
+
+@app.command()
+def rules() -> None:
+    """Print the Prometheus alert rules file."""
+    from borgwatch.kit import read_asset
+    sys.stdout.write(read_asset("rules"))
+
+
+@app.command()
+def kit(name: Annotated[str | None, typer.Argument(help="Asset name; omit to list them.")] = None) -> None:
+    """Print a companion file: rules, routes, playbook, dashboards, Loki config…"""
+    from borgwatch.kit import ASSETS, read_asset
+    if name is None:
+        print("\n".join(sorted(ASSETS)))
+        return
+    if name not in ASSETS:
+        print(f"borgwatch: unknown kit asset {name!r}; available: {', '.join(sorted(ASSETS))}", file=sys.stderr)
+        raise typer.Exit(2)
+    sys.stdout.write(read_asset(name))
+
+
+@app.command()
+def schedule(
+    job: Annotated[str, typer.Argument(help="Job to schedule.")],
+    on_calendar: Annotated[str, typer.Option(help="systemd OnCalendar expression.")] = "daily",
+    randomized_delay: Annotated[str, typer.Option(help="RandomizedDelaySec.")] = "30m",
+    install: Annotated[bool, typer.Option(help="Write the units and enable the timer.")] = False,
+    unit_dir: Annotated[str, typer.Option(help="Where --install writes units.")] = "/etc/systemd/system",
+    cron: Annotated[bool, typer.Option(help="Print the equivalent cron line instead.")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Print (or install) systemd units for a job, or the equivalent cron line."""
+    from borgwatch.schedule import schedule_command
+    _call(schedule_command, config, job, on_calendar, randomized_delay, install, unit_dir, cron)
+
+
+@app.command()
+def collect(
+    names: Annotated[list[str] | None, typer.Argument(help="Repository names ([repositories.NAME]).")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Inventory of watched repositories (archives, newest archive, size) into its own textfile."""
+    from borgwatch.app import load_config
+    from borgwatch.collect import collect_command
+    _call(lambda: collect_command(load_config(config), names or [], as_json))
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (Markdown), generated from the schema."""
+    from borgwatch.config.reference import render_markdown
+    sys.stdout.write(render_markdown())
+
+
+@app.command("metrics-reference")
+def metrics_reference() -> None:
+    """Print the metrics reference (Markdown), generated from the metric table."""
+    from borgwatch.reference import render_metrics_markdown
+    sys.stdout.write(render_metrics_markdown())
+
+
+def main() -> None:
+    app()

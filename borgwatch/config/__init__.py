@@ -1,0 +1,1 @@
+"""Configuration: schema (single source of truth), loader and reference generator."""

@@ -1,0 +1,163 @@
+"""Exact dataset diff of a run against the job's previous archive.
+
+Borg's status letters describe its files cache, not the previous archive, and create never reports
+removals. So every ``file_status`` of the run is recorded (8-byte path hash, status, and for A/M/C files
+size and mtime from lstat) in an on-disk SQLite index next to the previous archive's index, and the
+counts come from set operations there — memory stays flat whatever the file count:
+
+* not in the previous archive                              -> added
+* in it, status U (files-cache hit)                         -> unchanged
+* in it, status A/M/C and the size differs                  -> modified
+* in it, status A/M/C and the same size (touch, chmod, same-size rewrite): ``exact`` asks
+  ``borg diff --content-only`` about just those files, ``fast`` decides by mtime
+* previous files that the run did not see                    -> removed
+* status E                                                    -> error
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from borgwatch.model import DatasetDiff
+
+REGULAR = ("A", "M", "U", "C")  # statuses of regular files borg stored (hardlink slaves 'h' excluded)
+CHANGED = ("A", "M", "C")
+BATCH = 5000
+
+
+def path_hash(path: str) -> int:
+    return int.from_bytes(hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=8).digest(),
+                          "little", signed=True)
+
+
+class DatasetIndex:
+    """Per-job index: table ``prev`` (the previous archive's files) and ``cur`` (this run's)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
+            "CREATE TABLE IF NOT EXISTS prev(h INTEGER PRIMARY KEY, size INTEGER, mtime INTEGER);"
+            "DROP TABLE IF EXISTS cur;"
+            "CREATE TABLE cur(h INTEGER PRIMARY KEY, status TEXT, size INTEGER, mtime INTEGER, path TEXT);"
+            "DROP TABLE IF EXISTS content_changed;"
+            "CREATE TABLE content_changed(h INTEGER PRIMARY KEY);"
+        )
+        self._rows: list[tuple[int, str, int | None, int | None, str | None]] = []
+        self.db.execute("BEGIN")
+
+    # -- recording (hot path: one call per file_status event) --------------------------------------
+    def record(self, status: str, path: str) -> None:
+        size = mtime = None
+        stored_path = None
+        if status in CHANGED:
+            stored_path = path
+            try:
+                st = os.lstat(path)
+                size, mtime = st.st_size, st.st_mtime_ns
+            except OSError:
+                pass
+        self._rows.append((path_hash(archive_path(path)), status, size, mtime, stored_path))
+        if len(self._rows) >= BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO cur VALUES (?,?,?,?,?)", self._rows)
+        self._rows.clear()
+
+    # -- evaluation ---------------------------------------------------------------------------------
+    def previous_archive(self) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='archive'").fetchone()
+        return row[0] if row else None
+
+    def count(self, sql: str) -> int:
+        return int(self.db.execute(sql).fetchone()[0])
+
+    def finish_recording(self) -> None:
+        self._flush()
+
+    def evaluate(self, has_previous: bool) -> DatasetDiff:
+        """Counts before same-size candidates are resolved (they are left in ``verified``)."""
+        regular = "cur.status IN ('A','M','U','C')"
+        error = self.count("SELECT count(*) FROM cur WHERE status='E'")
+        if not has_previous:
+            added = self.count(f"SELECT count(*) FROM cur WHERE {regular}")
+            return DatasetDiff(added=added, error=error, method="first", exact=True)
+        added = self.count(f"SELECT count(*) FROM cur LEFT JOIN prev USING(h) WHERE {regular} "
+                           "AND prev.h IS NULL")
+        unchanged = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status='U'")
+        modified = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C') "
+                              "AND cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size")
+        removed = self.count("SELECT count(*) FROM prev LEFT JOIN cur USING(h) WHERE cur.h IS NULL")
+        candidates = self.count(_CANDIDATES.format(cols="count(*)"))
+        return DatasetDiff(added=added, modified=modified, unchanged=unchanged, removed=removed, error=error,
+                           verified=candidates)
+
+    def candidate_paths(self) -> Iterator[str]:
+        for (path,) in self.db.execute(_CANDIDATES.format(cols="cur.path")):
+            yield path
+
+    def resolve_by_mtime(self, diff: DatasetDiff) -> None:
+        """fast mode: a same-size candidate is modified when its mtime moved."""
+        changed = self.count(_CANDIDATES.format(cols="count(*)") + " AND (cur.mtime IS NULL OR "
+                             "prev.mtime IS NULL OR cur.mtime != prev.mtime)")
+        diff.modified += changed
+        diff.unchanged += diff.verified - changed
+        diff.method, diff.exact, diff.verified = "fast", False, 0
+
+    def resolve_by_content(self, diff: DatasetDiff, changed_paths: Iterable[str]) -> None:
+        """exact mode: ``changed_paths`` are the archive paths borg diff reported as content changes."""
+        self.db.executemany("INSERT OR IGNORE INTO content_changed VALUES (?)",
+                            ((path_hash(p),) for p in changed_paths))
+        changed = self.count(_CANDIDATES.format(cols="count(*)") +
+                             " AND cur.h IN (SELECT h FROM content_changed)")
+        diff.modified += changed
+        diff.unchanged += diff.verified - changed
+
+    def promote(self, archive: str) -> None:
+        """This run's archive becomes the previous one (only after create committed an archive)."""
+        self.db.execute("DELETE FROM prev WHERE h NOT IN (SELECT h FROM cur WHERE status IN "
+                        "('A','M','U','C'))")
+        self.db.execute("INSERT OR REPLACE INTO prev SELECT cur.h, coalesce(cur.size, prev.size), "
+                        "coalesce(cur.mtime, prev.mtime) FROM cur LEFT JOIN prev USING(h) "
+                        "WHERE cur.status IN ('A','M','U','C')")
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('archive', ?)", (archive,))
+        self.db.execute("DELETE FROM cur")
+        self.db.execute("COMMIT")
+
+    def abandon(self) -> None:
+        """The run made no archive: keep the previous index as it was."""
+        self._rows.clear()
+        self.db.execute("ROLLBACK")
+
+    def bootstrap(self, archive: str, files: Iterable[tuple[str, int]]) -> None:
+        """Fill ``prev`` from a listing of the previous archive (state lost or first borgwatch run)."""
+        self.db.execute("DELETE FROM prev")
+        self.db.executemany("INSERT OR REPLACE INTO prev VALUES (?,?,NULL)",
+                            ((path_hash(p), size) for p, size in files))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('archive', ?)", (archive,))
+
+    def close(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        self.db.execute("DROP TABLE IF EXISTS cur")
+        self.db.execute("DROP TABLE IF EXISTS content_changed")
+        self.db.close()
+
+
+_CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C') "
+               "AND NOT (cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size)")
+
+
+def archive_path(path: str) -> str:
+    """How borg 1.x names a source path inside the archive (absolute paths lose their leading '/')."""
+    path = path.lstrip("/")
+    while path.startswith("./"):
+        path = path[2:]
+    return path

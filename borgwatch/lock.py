@@ -1,0 +1,38 @@
+"""Per-job run lock: a second run of the same job is refused at once (fcntl lock, freed on any exit)."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from borgwatch.errors import JobLocked, UserError
+
+
+class JobLock:
+    def __init__(self, state_dir: Path, job: str) -> None:
+        self.path = state_dir / f"{job}.lock"
+        self.job = job
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot create lock file {self.path}: {exc.strerror}; make state_dir "
+                            "writable for borgwatch's user") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise JobLocked(f"job {self.job} is already running (pid {holder}); this run was refused — "
+                            "wait for it to finish, or check `borgwatch status`") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -1,0 +1,187 @@
+"""The typed result of one run: the only thing sinks receive.
+
+Everything here is plain data (dataclasses of ints, floats and strings) so that a RunResult can be
+stored in the state file, printed as JSON and rebuilt with ``RunResult.from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+RUN_STATUSES = ("success", "warning", "error", "interrupted")
+STAGES = ("create", "diff", "prune", "compact", "check")
+DATASET_CHANGES = ("added", "modified", "unchanged", "removed", "error")
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str  # success | warning | error | interrupted | skipped
+    exit_code: int
+    started_at: float
+    duration_seconds: float
+    message: str = ""  # borg's first error (or warning) message, already redacted
+
+
+@dataclass
+class ArchiveStats:
+    name: str
+    id: str = ""
+    original_bytes: int = 0
+    compressed_bytes: int | None = None  # borg 2 does not report it
+    deduplicated_bytes: int | None = None
+    files: int = 0
+    duration_seconds: float = 0.0
+
+
+@dataclass
+class RepositoryStats:
+    unique_bytes: int | None = None
+    unique_compressed_bytes: int | None = None
+    total_bytes: int | None = None
+    total_compressed_bytes: int | None = None
+    total_chunks: int | None = None
+    unique_chunks: int | None = None
+
+
+@dataclass
+class DatasetDiff:
+    added: int = 0
+    modified: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    error: int = 0
+    method: str = "exact"  # exact | fast | first (no previous archive)
+    verified: int = 0  # files whose content had to be compared by borg diff
+    exact: bool = True
+
+    def as_counts(self) -> dict[str, int]:
+        return {change: getattr(self, change) for change in DATASET_CHANGES}
+
+
+@dataclass
+class Resources:
+    cpu_user_seconds: float = 0.0
+    cpu_system_seconds: float = 0.0
+    max_rss_bytes: int = 0
+    read_bytes: int = 0
+    write_bytes: int = 0
+
+    def add(self, other: Resources) -> None:
+        self.cpu_user_seconds += other.cpu_user_seconds
+        self.cpu_system_seconds += other.cpu_system_seconds
+        self.max_rss_bytes = max(self.max_rss_bytes, other.max_rss_bytes)
+        self.read_bytes += other.read_bytes
+        self.write_bytes += other.write_bytes
+
+
+@dataclass
+class PruneStats:
+    kept: int = 0
+    pruned: int = 0
+
+
+@dataclass
+class RunEvent:
+    """One structured log event of a run (shipped to Loki / journald)."""
+
+    time: float
+    level: str  # debug | info | warning | error
+    event: str  # run_started | stage_started | stage_finished | borg_message | file_status | run_summary
+    message: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SinkReport:
+    """What a delivery sink says about itself after a run (exported as metrics)."""
+
+    sink: str
+    failures: int = 0  # failed delivery attempts in this run
+    spooled: int = 0  # lines/items waiting on disk for the next run
+    dropped: int = 0  # lines/items given up for good in this run
+    delivered: int = 0
+
+
+@dataclass
+class RunResult:
+    job: str
+    run_id: str
+    host: str
+    started_at: float
+    repository: str = ""  # already redacted (no credentials)
+    archive_name: str = ""
+    previous_archive: str = ""  # the job's archive this run is compared against
+    borg_version: str = ""
+    command: str = "run"  # run | exec
+    in_progress: bool = True
+    ended_at: float | None = None
+    status: str = "running"  # running | success | warning | error | interrupted
+    exit_code: int = 0
+    error: str = ""  # one line: cause and remedy, when borgwatch or borg failed
+    stages: list[StageResult] = field(default_factory=list)
+    archive: ArchiveStats | None = None
+    repository_stats: RepositoryStats | None = None
+    dataset: DatasetDiff | None = None
+    resources: Resources = field(default_factory=Resources)
+    warnings: int = 0
+    errors: int = 0
+    prune: PruneStats | None = None
+    max_age_seconds: float | None = None
+    last_success_at: float | None = None
+    check_last_success_at: float | None = None
+    runs_total: dict[str, int] = field(default_factory=dict)  # persisted, by status
+    sink_reports: list[SinkReport] = field(default_factory=list)
+    sink_failures_total: dict[str, int] = field(default_factory=dict)  # persisted, by sink
+    sink_dropped_total: dict[str, int] = field(default_factory=dict)  # persisted, by sink
+    events: list[RunEvent] = field(default_factory=list)
+    events_dropped: int = 0
+
+    @property
+    def duration_seconds(self) -> float:
+        if self.ended_at is None:
+            return 0.0
+        return max(0.0, self.ended_at - self.started_at)
+
+    def stage(self, name: str) -> StageResult | None:
+        return next((s for s in self.stages if s.name == name), None)
+
+    def to_dict(self, with_events: bool = True) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["duration_seconds"] = self.duration_seconds
+        if not with_events:
+            data.pop("events")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        return _build(cls, data)
+
+
+def _build(cls: type, data: Any) -> Any:
+    """Rebuild a (nested) dataclass from ``asdict`` output; unknown keys are ignored."""
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _convert(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner[0], value) if len(inner) == 1 else value
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return [_convert(item, v) for v in value]
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value)
+    return value

@@ -1,0 +1,236 @@
+"""The stages of a run (create, diff, prune, compact, check): run borg, read its stream, fill the result."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from borgwatch.borg import argv as borg_argv
+from borgwatch.borg.env import BorgEnv
+from borgwatch.borg.events import Event, FileStatus, LogMessage, Progress, Prompt, Text, msgid_suffix
+from borgwatch.borg.exitcodes import classify, signal_name
+from borgwatch.borg.process import BorgProcess, BorgRun
+from borgwatch.borg.results import diff_changed_content, parse_create_json, prune_action
+from borgwatch.config.schema import JobConfig
+from borgwatch.dataset import DatasetIndex, archive_path
+from borgwatch.model import PruneStats, RunEvent, RunResult, StageResult
+from borgwatch.redact import Redactor
+
+MAX_EVENTS = 2000
+MAX_FILE_EVENTS = 10000
+MAX_DIFF_PATHS = 2000  # more same-size candidates than this: one unrestricted borg diff instead
+DIFF_TIMEOUT = 3600
+
+
+@dataclass
+class StageContext:
+    job_name: str
+    job: JobConfig
+    borg: str
+    env: BorgEnv
+    lock_wait: int
+    redact: Redactor
+    result: RunResult
+    on_progress: Callable[[dict], None] | None = None
+    on_message: Callable[[str, str], None] | None = None  # (level, text) for the console
+    current: BorgProcess | None = None
+    interrupted: int | None = None  # signal number once borgwatch was asked to stop
+    files_logged: int = field(default=0)
+
+    def event(self, level: str, event: str, message: str, **fields: object) -> None:
+        if len(self.result.events) >= MAX_EVENTS:
+            self.result.events_dropped += 1
+            return
+        self.result.events.append(RunEvent(time.time(), level, event, message, dict(fields)))
+
+
+class StageRunner:
+    """Runs one borg command as a stage and turns its stream into counts, events and a message."""
+
+    def __init__(self, ctx: StageContext, name: str) -> None:
+        self.ctx = ctx
+        self.name = name
+        self.first_error = ""
+        self.first_warning = ""
+        self.texts: list[str] = []
+        self.extra: Callable[[Event], None] | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FileStatus):
+            if self.extra:
+                self.extra(event)
+            return
+        if isinstance(event, LogMessage):
+            self._log(event)
+        elif isinstance(event, Progress):
+            if self.ctx.on_progress and event.data.get("type") == "archive_progress":
+                self.ctx.on_progress(event.data)
+        elif isinstance(event, Prompt):
+            self._problem("ERROR", f"borg asked: {event.message.strip()} (answered no)", event.msgid, None)
+        elif isinstance(event, Text) and len(self.texts) < 20:
+            self.texts.append(self.ctx.redact(event.text))
+        if self.extra and isinstance(event, LogMessage):
+            self.extra(event)
+
+    def _log(self, msg: LogMessage) -> None:
+        if msg.level in ("WARNING", "ERROR", "CRITICAL"):
+            self._problem(msg.level, msg.message, msg.msgid, msg.time)
+
+    def _problem(self, level: str, message: str, msgid: str, when: float | None) -> None:
+        ctx = self.ctx
+        text = ctx.redact(message)
+        if level == "WARNING":
+            ctx.result.warnings += 1
+            self.first_warning = self.first_warning or text
+        else:
+            ctx.result.errors += 1
+            self.first_error = self.first_error or text
+        lvl = "warning" if level == "WARNING" else "error"
+        fields: dict[str, object] = {"stage": self.name, "msgid": msgid_suffix(msgid) if msgid else ""}
+        path = text.split(": ", 1)[0] if ": " in text else ""
+        if path and "/" in path:
+            fields["path"] = path
+        ctx.event(lvl, "borg_message", text, **fields)
+        if when is not None:
+            ctx.result.events[-1].time = float(when)
+        if ctx.on_message:
+            ctx.on_message(lvl, f"{text} ({fields['msgid']})" if fields["msgid"] else text)
+
+    def run(self, argv: list[str], timeout: float | None = None) -> tuple[StageResult, BorgRun]:
+        ctx = self.ctx
+        ctx.event("info", "stage_started", f"stage {self.name} started", stage=self.name)
+        proc = BorgProcess(argv, ctx.env)
+        ctx.current = proc
+        try:
+            run = proc.run(self, timeout=timeout)
+        finally:
+            ctx.current = None
+        ctx.result.resources.add(run.resources)
+        status = classify(run.returncode)
+        if ctx.interrupted is not None:
+            status = "interrupted"
+        message = self.first_error or (self.texts[0] if status == "error" and self.texts else "")
+        if status == "interrupted":
+            message = message or f"interrupted by {signal_name(run.returncode)}"
+        elif status == "warning":
+            message = self.first_warning
+        if run.timed_out:
+            status, message = "error", f"borg {self.name} exceeded its timeout of {timeout:.0f}s"
+        stage = StageResult(self.name, status, run.returncode, run.started_at, run.duration_seconds, message)
+        ctx.result.stages.append(stage)
+        ctx.event("error" if status in ("error", "interrupted") else "warning" if status == "warning" else "info",
+                  "stage_finished", f"stage {self.name} finished: {status}", stage=self.name,
+                  exit_code=run.returncode, duration_seconds=round(run.duration_seconds, 3), status=status)
+        return stage, run
+
+
+def skipped(ctx: StageContext, name: str, why: str) -> None:
+    ctx.result.stages.append(StageResult(name, "skipped", 0, time.time(), 0.0, why))
+
+
+def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> StageResult:
+    runner = StageRunner(ctx, "create")
+    log_files = ctx.job.log_files
+
+    def on_file(event: Event) -> None:
+        if not isinstance(event, FileStatus):
+            return
+        if index is not None:
+            index.record(event.status, event.path)
+        if log_files and event.status in ("A", "M", "C", "E") and ctx.files_logged < MAX_FILE_EVENTS:
+            ctx.files_logged += 1
+            ctx.event("info", "file_status", ctx.redact(event.path), status=event.status)
+
+    runner.extra = on_file
+    list_files = index is not None or log_files
+    argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.lock_wait, list_files,
+                            progress=ctx.on_progress is not None)
+    stage, run = runner.run(argv)
+    ctx.result.archive, ctx.result.repository_stats = parse_create_json(run.stdout)
+    if ctx.result.archive:
+        ctx.result.archive_name = ctx.result.archive.name
+    return stage
+
+
+def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bool) -> StageResult:
+    """Evaluate the recorded index; in exact mode ask borg diff about same-size changes only."""
+    started, t0 = time.time(), time.monotonic()
+    ctx.event("info", "stage_started", "stage diff started", stage="diff")
+    diff = index.evaluate(has_previous)
+    rc, status, message = 0, "success", ""
+    if diff.verified and mode == "fast":
+        index.resolve_by_mtime(diff)
+    elif diff.verified:
+        paths = list(index.candidate_paths()) if diff.verified <= MAX_DIFF_PATHS else []
+        changed: list[str] = []
+        runner = StageRunner(ctx, "diff")
+        runner.texts = []
+        argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
+                              ctx.result.archive_name, ctx.lock_wait, [archive_path(p) for p in paths])
+        proc = BorgProcess(argv, ctx.env)
+        ctx.current = proc
+        try:
+            run = proc.run(runner, timeout=DIFF_TIMEOUT)
+        finally:
+            ctx.current = None
+        ctx.result.resources.add(run.resources)
+        rc = run.returncode
+        for line in run.stdout.splitlines():
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if diff_changed_content(obj):
+                changed.append(str(obj.get("path", "")))
+        if classify(rc) in ("success", "warning") and not run.timed_out:
+            index.resolve_by_content(diff, changed)
+        else:
+            index.resolve_by_mtime(diff)
+            status = "warning" if ctx.interrupted is None else "interrupted"
+            message = (f"borg diff failed (rc {rc}): {runner.first_error or 'see log'}; same-size changes "
+                       "were estimated by mtime")
+    ctx.result.dataset = diff
+    duration = time.monotonic() - t0
+    ctx.result.stages.append(StageResult("diff", status, rc, started, duration, message))
+    ctx.event("info" if status == "success" else "warning", "stage_finished", f"stage diff finished: {status}",
+              stage="diff", exit_code=rc, duration_seconds=round(duration, 3), status=status,
+              **diff.as_counts(), method=diff.method)
+    return ctx.result.stages[-1]
+
+
+def run_prune(ctx: StageContext, glob: str) -> StageResult:
+    assert ctx.job.prune is not None
+    runner = StageRunner(ctx, "prune")
+    stats = PruneStats()
+
+    def on_log(event: Event) -> None:
+        if isinstance(event, LogMessage) and event.name == "borg.output.list":
+            action = prune_action(event.message)
+            if action == "kept":
+                stats.kept += 1
+            elif action == "pruned":
+                stats.pruned += 1
+
+    runner.extra = on_log
+    stage, _ = runner.run(borg_argv.prune(ctx.borg, ctx.job, ctx.job.prune, glob, ctx.lock_wait))
+    if stage.status in ("success", "warning"):
+        ctx.result.prune = stats
+    return stage
+
+
+def run_compact(ctx: StageContext) -> StageResult:
+    assert ctx.job.compact is not None
+    stage, _ = StageRunner(ctx, "compact").run(borg_argv.compact(ctx.borg, ctx.job, ctx.job.compact,
+                                                                  ctx.lock_wait))
+    return stage
+
+
+def run_check(ctx: StageContext) -> StageResult:
+    assert ctx.job.check is not None
+    stage, _ = StageRunner(ctx, "check").run(borg_argv.check(ctx.borg, ctx.job, ctx.job.check, ctx.lock_wait))
+    if stage.exit_code == 1:  # check reports damage with rc 1, even in modern mode
+        stage.status = "error"
+        stage.message = stage.message or "borg check found problems in the repository"
+    return stage
