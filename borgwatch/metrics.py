@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from borgwatch import __version__
-from borgwatch.model import DATASET_CHANGES, RUN_STATUSES, RunResult
+from borgwatch.model import RUN_STATUSES, RunResult
 
 
 @dataclass(frozen=True)

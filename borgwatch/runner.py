@@ -77,7 +77,7 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
         runs_total=dict(state.runs_total), sink_failures_total=dict(state.sink_failures_total),
         sink_dropped_total=dict(state.sink_dropped_total),
     )
-    sinks = _make_sinks(config, job_name)
+    sinks = make_sinks(config, job_name)
     env: BorgEnv | None = None
     ctx: StageContext | None = None
     previous_handlers = {}
@@ -96,7 +96,7 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
                            options.on_progress, options.on_message)
         ctx.event("info", "run_started", f"run of {job_name} started", repository=result.repository,
                   archive=archive, borg_version=version.text, run_id=result.run_id)
-        _notify(sinks, "on_start", result, problems)
+        notify(sinks, "on_start", result, problems)
 
         def forward(signum: int, _frame: object) -> None:
             assert ctx is not None
@@ -117,8 +117,8 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
             signal.signal(sig, handler)
         if env is not None:
             env.close()
-    _finish(result, job, ctx)
-    _deliver(sinks, result, problems)
+    finish_result(result, job, ctx)
+    deliver(sinks, result, problems)
     return RunOutcome(result, _exit_status(result, job, ctx, problems), problems)
 
 
@@ -174,7 +174,7 @@ def _check_due(job: JobConfig, last: float | None) -> bool:
     return time.time() - last >= parse_duration(job.check.every)
 
 
-def _finish(result: RunResult, job: JobConfig, ctx: StageContext | None) -> None:
+def finish_result(result: RunResult, job: JobConfig, ctx: StageContext | None) -> None:
     result.ended_at = time.time()
     result.in_progress = False
     ran = [s for s in result.stages if s.status != "skipped"]
@@ -214,7 +214,7 @@ def _exit_status(result: RunResult, job: JobConfig, ctx: StageContext | None, pr
     return code
 
 
-def _make_sinks(config: Config, job_name: str) -> list[Sink]:
+def make_sinks(config: Config, job_name: str) -> list[Sink]:
     sinks = []
     for spec in SINKS:
         cls = load(spec)
@@ -223,7 +223,7 @@ def _make_sinks(config: Config, job_name: str) -> list[Sink]:
     return sinks
 
 
-def _notify(sinks: list[Sink], method: str, result: RunResult, problems: list[str]) -> None:
+def notify(sinks: list[Sink], method: str, result: RunResult, problems: list[str]) -> None:
     for sink in sinks:
         try:
             getattr(sink, method)(result)
@@ -232,7 +232,7 @@ def _notify(sinks: list[Sink], method: str, result: RunResult, problems: list[st
             result.sink_failures_total[sink.name] = result.sink_failures_total.get(sink.name, 0) + 1
 
 
-def _deliver(sinks: list[Sink], result: RunResult, problems: list[str]) -> None:
+def deliver(sinks: list[Sink], result: RunResult, problems: list[str]) -> None:
     for sink in sinks:
         try:
             report = sink.on_finish(result)

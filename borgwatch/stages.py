@@ -75,12 +75,14 @@ class StageRunner:
             self.extra(event)
 
     def _log(self, msg: LogMessage) -> None:
-        if msg.level in ("WARNING", "ERROR", "CRITICAL"):
+        # borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages
+        if msg.level in ("WARNING", "ERROR", "CRITICAL") and not msg.name.startswith("borg.output."):
             self._problem(msg.level, msg.message, msg.msgid, msg.time)
 
     def _problem(self, level: str, message: str, msgid: str, when: float | None) -> None:
         ctx = self.ctx
-        text = ctx.redact(message)
+        full = ctx.redact(message)
+        text = full.strip().splitlines()[0] if full.strip() else full  # one line for humans and metrics
         if level == "WARNING":
             ctx.result.warnings += 1
             self.first_warning = self.first_warning or text
@@ -92,7 +94,7 @@ class StageRunner:
         path = text.split(": ", 1)[0] if ": " in text else ""
         if path and "/" in path:
             fields["path"] = path
-        ctx.event(lvl, "borg_message", text, **fields)
+        ctx.event(lvl, "borg_message", full, **fields)
         if when is not None:
             ctx.result.events[-1].time = float(when)
         if ctx.on_message:

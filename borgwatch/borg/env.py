@@ -6,6 +6,7 @@ file descriptor (BORG_PASSPHRASE_FD), a command as BORG_PASSCOMMAND, an env var 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,10 +22,8 @@ class BorgEnv:
 
     def close(self) -> None:
         for fd in self.pass_fds:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
         self.pass_fds = ()
 
 

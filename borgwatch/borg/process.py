@@ -3,6 +3,7 @@ stdout collected, resources measured (psutil samples + the kernel's rusage at re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import psutil
 
@@ -46,12 +48,11 @@ class BorgProcess:
     def signal(self, signum: int) -> None:
         proc = self.proc
         if proc is not None and proc.returncode is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signum)
-            except ProcessLookupError:
-                pass
 
-    def run(self, on_event: Callable[[Event], None], timeout: float | None = None) -> BorgRun:
+    def run(self, on_event: Callable[[Event], None], timeout: float | None = None,
+            echo: BinaryIO | None = None) -> BorgRun:
         for fd in self.env.pass_fds:  # a passphrase fd is read by every borg: rewind it
             os.lseek(fd, 0, os.SEEK_SET)
         started_wall, started = time.time(), time.monotonic()
@@ -71,6 +72,9 @@ class BorgProcess:
             t.start()
         assert proc.stderr is not None
         for raw in proc.stderr:
+            if echo is not None:
+                echo.write(raw)
+                echo.flush()
             event = parse_line(raw)
             if event is not None:
                 on_event(event)

@@ -31,4 +31,6 @@ class RepositoryConfig:
     passphrase_file: str | None = opt(None, "File holding the passphrase.", kind="path")
     passphrase_env: str | None = opt(None, "Name of an environment variable holding the passphrase.")
     environment: dict[str, str] = opt({}, "Extra environment for borg.", kind="secret-values")
-    lock_wait: int = opt(1, "Seconds to wait for the repository lock before skipping.")
+    lock_wait: int = opt(1, "Seconds to wait for the repository lock before skipping (a running backup "
+                            "holds it; the previous values are kept).")
+    timeout: int = opt(600, "Seconds before one borg command of a collection is stopped (hung ssh).")

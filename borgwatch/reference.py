@@ -1,0 +1,30 @@
+"""Generate docs/metrics.md from the metric table (a test keeps the file equal to this output)."""
+
+from __future__ import annotations
+
+from borgwatch.metrics import INVENTORY_METRICS, JOB_METRICS, MetricSpec
+
+
+def _rows(specs: tuple[MetricSpec, ...]) -> list[str]:
+    rows = ["| metric | type | labels | meaning | source |", "|---|---|---|---|---|"]
+    for m in specs:
+        labels = ", ".join(f"`{label}`" for label in m.labels)
+        rows.append(f"| `{m.name}` | {m.kind} | {labels} | {m.help} | {m.source} |")
+    return rows
+
+
+def render_metrics_markdown() -> str:
+    return "\n".join([
+        "# Metrics reference", "",
+        "Generated from `borgwatch/metrics.py` by `borgwatch metrics-reference`; a test keeps this file in "
+        "sync with the code and checks that every metric here is what borgwatch writes.", "",
+        "Label values: `status` ∈ success, warning, error, interrupted; `stage` ∈ create, diff, prune, "
+        "compact, check (`other` for `borgwatch exec` of other commands); `change` ∈ added, modified, "
+        "unchanged, removed, error; `level` ∈ warning, error; `mode` ∈ user, system; `direction` ∈ read, "
+        "write; `action` ∈ kept, pruned; `sink` ∈ loki, pushgateway, ping, textfile, state. There is never "
+        "a `job` or `instance` label: Prometheus adds those at scrape time.", "",
+        "## Per job: `borgwatch-<job>.prom` (written by `borgwatch run` and `borgwatch exec`)", "",
+        *_rows(JOB_METRICS), "",
+        "## Repository inventory: `borgwatch-inventory-<name>.prom` (written by `borgwatch collect`)", "",
+        *_rows(INVENTORY_METRICS), "",
+    ])

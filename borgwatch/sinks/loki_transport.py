@@ -1,0 +1,334 @@
+"""Shipping path of the Loki sink: python-logging-loki 0.3.1 wrapped so that it batches, times out,
+retries with backoff inside a per-run time budget and spools what it could not deliver.
+
+What is taken from python-logging-loki: the v1 payload and label building (``LokiEmitterV1``), its
+``requests`` session with basic auth, and the ``LokiHandler`` shape, so the handler can be attached to
+any ``logging`` logger. What is replaced: its one-POST-per-record ``emit`` (records are buffered and
+pushed per flush), send-time timestamps (``record.created``), numeric label values (stringified), the
+missing timeout, retry and headers, and ``handleError``'s stderr traceback (counted instead).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import gzip
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import requests
+from logging_loki import LokiHandler
+from logging_loki.emitter import LokiEmitterV1
+
+from borgwatch import __version__
+
+log = logging.getLogger("borgwatch.sinks.loki")
+
+PUSH_PATH = "/loki/api/v1/push"
+BACKOFF_BASE = 0.25  # seconds; doubled per retry
+MAX_SPLITS = 24  # pushes spent isolating lines Loki rejects (400/413) per run
+
+
+def to_ns(seconds: float) -> int:
+    """Unix seconds -> Unix nanoseconds, the same way for every caller (event time, not send time)."""
+    return int(round(seconds * 1_000_000_000))
+
+
+def push_url(url: str) -> str:
+    url = url.rstrip("/")
+    return url if url.endswith(PUSH_PATH) else url + PUSH_PATH
+
+
+class Entry(NamedTuple):
+    labels: dict[str, str]
+    ts: str  # Unix ns as a string
+    line: str
+
+    def to_json(self) -> str:
+        return json.dumps({"s": self.labels, "t": self.ts, "l": self.line}, ensure_ascii=False,
+                          separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Entry:
+        d = json.loads(text)
+        if not (isinstance(d["s"], dict) and isinstance(d["t"], str) and isinstance(d["l"], str)):
+            raise ValueError("bad spool entry")
+        return cls({str(k): str(v) for k, v in d["s"].items()}, d["t"], d["l"])
+
+
+def build_body(entries: list[Entry]) -> bytes:
+    """One push body: entries grouped into streams by label set, order kept within each stream."""
+    streams: dict[tuple[tuple[str, str], ...], list[list[str]]] = {}
+    for e in entries:
+        streams.setdefault(tuple(sorted(e.labels.items())), []).append([e.ts, e.line])
+    payload = {"streams": [{"stream": dict(k), "values": v} for k, v in streams.items()]}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class EventTimeEmitter(LokiEmitterV1):
+    """python-logging-loki's v1 emitter with event-time timestamps and string-only labels.
+
+    Labels are the handler's static tags plus ``level``; the library's ``logger`` tag is removed (the
+    logger name is not a useful stream dimension here). It never posts by itself: ``__call__`` is
+    unused because the handler buffers records and the Shipper pushes batches.
+    """
+
+    level_tag = "level"
+
+    def build_tags(self, record: logging.LogRecord) -> dict[str, Any]:
+        tags = super().build_tags(record)
+        tags.pop(self.logger_tag, None)
+        return {str(k): str(v) for k, v in tags.items()}
+
+    def build_payload(self, record: logging.LogRecord, line: str) -> dict:
+        payload = super().build_payload(record, line)
+        ns = getattr(record, "created_ns", None) or to_ns(record.created)
+        for stream in payload["streams"]:
+            stream["stream"] = {str(k): str(v) for k, v in stream["stream"].items()}
+            for value in stream["values"]:
+                value[0] = str(ns)
+        return payload
+
+    def __call__(self, record: logging.LogRecord, line: str) -> None:
+        raise RuntimeError("EventTimeEmitter does not post single records; use LokiBatchHandler")
+
+
+class Budget:
+    """Seconds a run may still spend on Loki (time in pushes and backoff sleeps, across all hooks)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.total = seconds
+        self.spent = 0.0
+
+    def remaining(self) -> float:
+        return self.total - self.spent
+
+    @contextlib.contextmanager
+    def spending(self) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.spent += time.monotonic() - t0
+
+
+class Spool:
+    """Undelivered lines of one job on disk (JSON lines, oldest first), bounded by size."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(self.path.with_suffix(".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def load(self) -> tuple[list[Entry], int]:
+        """(entries, unreadable lines)."""
+        if not self.path.exists():
+            return [], 0
+        entries: list[Entry] = []
+        bad = 0
+        with self._locked(), open(self.path, encoding="utf-8", errors="replace") as f:
+            for text in f:
+                if not text.strip():
+                    continue
+                try:
+                    entries.append(Entry.from_json(text))
+                except (ValueError, KeyError, TypeError):
+                    bad += 1
+        return entries, bad
+
+    def save(self, entries: list[Entry]) -> tuple[int, int]:
+        """Replace the spool with ``entries`` (newest kept when over the bound): (kept, dropped)."""
+        lines = [e.to_json() + "\n" for e in entries]
+        size, keep_from = 0, len(lines)
+        while keep_from > 0 and size + len(lines[keep_from - 1].encode()) <= self.max_bytes:
+            keep_from -= 1
+            size += len(lines[keep_from].encode())
+        kept = lines[keep_from:]
+        with self._locked():
+            if not kept:
+                self.path.unlink(missing_ok=True)
+            else:
+                tmp = self.path.with_suffix(".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.writelines(kept)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+        return len(kept), keep_from
+
+
+@dataclass
+class ShipperStats:
+    failures: int = 0  # failed push attempts
+    delivered: int = 0
+    dropped: int = 0
+    rejected_reason: str = ""  # first 400/413 answer of this run
+    unavailable_reason: str = ""  # why delivery stopped (last failure)
+
+
+@dataclass
+class Shipper:
+    """Delivers entries oldest first in batches; what cannot be delivered stays in ``pending``."""
+
+    url: str
+    budget: Budget
+    session: requests.Session = field(default_factory=requests.Session)
+    headers: dict[str, str] = field(default_factory=dict)
+    use_gzip: bool = True
+    connect_timeout: float = 2.0
+    read_timeout: float = 3.0
+    retries: int = 3
+    batch_max_bytes: int = 1_000_000
+    redact: Callable[[str], str] = str
+    pending: list[Entry] = field(default_factory=list)
+    stats: ShipperStats = field(default_factory=ShipperStats)
+    disabled: str = ""  # set: no more pushes this run (timeout, auth/config trouble)
+    _splits: int = 0
+
+    def flush(self) -> None:
+        """Push everything pending, in order, until done or until Loki is unavailable."""
+        while self.pending and not self.disabled:
+            batch = self._take_batch()
+            handled = self._send(batch)
+            del self.pending[:handled]
+            if handled < len(batch):
+                break
+
+    def _take_batch(self) -> list[Entry]:
+        size, n = 0, 0
+        for e in self.pending:
+            size += len(e.line) + len(e.ts) + 8
+            if n and size > self.batch_max_bytes:
+                break
+            n += 1
+        return self.pending[:n]
+
+    def _send(self, batch: list[Entry]) -> int:
+        """Entries handled (delivered or given up), counted from the front of ``batch``."""
+        outcome = self._push(batch)
+        if outcome == "ok":
+            self.stats.delivered += len(batch)
+            return len(batch)
+        if outcome != "rejected":
+            return 0
+        if len(batch) == 1 or self._splits >= MAX_SPLITS:
+            self.stats.dropped += len(batch)
+            return len(batch)
+        self._splits += 1  # find the offending lines, deliver the rest (Loki dedups exact repeats)
+        mid = len(batch) // 2
+        first = self._send(batch[:mid])
+        return first if first < mid else mid + self._send(batch[mid:])
+
+    def _push(self, batch: list[Entry]) -> str:
+        """One batch with retries: ok | rejected | unavailable."""
+        body = build_body(batch)
+        headers = {"Content-Type": "application/json", "User-Agent": f"borgwatch/{__version__}",
+                   **self.headers}
+        if self.use_gzip:
+            body = gzip.compress(body, compresslevel=6)
+            headers["Content-Encoding"] = "gzip"
+        attempt = 0
+        while True:
+            remaining = self.budget.remaining()
+            if remaining <= 0.01:
+                self.stats.unavailable_reason = self.stats.unavailable_reason or "time budget used up"
+                return "unavailable"
+            status, text, retry_after = self._post(body, headers, remaining)
+            if status in (200, 204):
+                return "ok"
+            self.stats.failures += 1
+            if status in (400, 413):
+                if not self.stats.rejected_reason:
+                    self.stats.rejected_reason = self.redact(f"HTTP {status}: {text}")
+                    log.warning("Loki rejected %d log line(s), not retried: %s", len(batch),
+                                self.stats.rejected_reason)
+                return "rejected"
+            reason = self.redact(f"HTTP {status}: {text}" if isinstance(status, int) else text)
+            self.stats.unavailable_reason = reason
+            if status == "timeout" or (isinstance(status, int) and status not in (429,) and status < 500):
+                self.disabled = reason  # a hung Loki or a config/auth problem will not heal within the run
+                return "unavailable"
+            delay = BACKOFF_BASE * 2**attempt
+            if retry_after is not None:
+                delay = max(delay, retry_after)
+            if attempt >= self.retries or delay >= self.budget.remaining():
+                self.disabled = reason  # keep the rest of the run fast; the spool goes next run
+                return "unavailable"
+            with self.budget.spending():
+                time.sleep(delay)
+            attempt += 1
+
+    def _post(self, body: bytes, headers: dict[str, str],
+              remaining: float) -> tuple[int | str, str, float | None]:
+        timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        with self.budget.spending():
+            try:
+                resp = self.session.post(self.url, data=body, headers=headers, timeout=timeout)
+            except requests.Timeout as exc:
+                kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
+                return "timeout", f"no answer within the {kind} timeout ({timeout[1]:.1f}s)", None
+            except requests.RequestException as exc:
+                return "connection", f"connection failed: {type(exc).__name__}: {_root(exc)}", None
+            text = " ".join(resp.text[:300].split())
+            retry_after = None
+            with contextlib.suppress(TypeError, ValueError):
+                retry_after = float(resp.headers.get("Retry-After", ""))
+            resp.close()
+            return resp.status_code, text, retry_after
+
+
+def _root(exc: BaseException) -> str:
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    return str(exc)[:200]
+
+
+class LokiBatchHandler(LokiHandler):
+    """A ``logging`` handler on python-logging-loki's LokiHandler that buffers records and pushes them
+    in batches through a Shipper on ``flush()``/``close()``. Records keep their ``created`` time."""
+
+    def __init__(self, shipper: Shipper, tags: dict[str, str], auth: tuple[str, str] | None = None,
+                 level: int = logging.INFO) -> None:
+        super().__init__(url=shipper.url, tags=tags, auth=auth, version="1")
+        self.emitter = EventTimeEmitter(shipper.url, tags, auth)
+        shipper.session = self.emitter.session  # the library's session, basic auth set on it
+        self.shipper = shipper
+        self.errors = 0
+        self.setLevel(level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            payload = self.emitter.build_payload(record, self.format(record))
+            for stream in payload["streams"]:
+                for value in stream["values"]:
+                    self.shipper.pending.append(Entry(stream["stream"], value[0], value[1]))
+        except Exception:
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging API
+        self.errors += 1  # counted, never a traceback on stderr
+
+    def flush(self) -> None:
+        with self.lock or contextlib.nullcontext():
+            try:
+                self.shipper.flush()
+            except Exception as exc:  # delivery never raises into the caller
+                self.errors += 1
+                self.shipper.stats.unavailable_reason = f"{type(exc).__name__}: {exc}"[:200]
+
+    def close(self) -> None:
+        self.flush()
+        logging.Handler.close(self)

@@ -1,0 +1,133 @@
+"""Healthchecks-style pings: a start URL when a run begins, a success or fail URL (POST, run summary
+as JSON body) when it ends. Works with healthchecks.io, Uptime Kuma push monitors and Cronitor
+telemetry URLs, which all take plain GET/POST requests.
+
+A ping never delays a backup by more than its timeout and never fails it: errors are counted in the
+SinkReport and logged as one redacted line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from borgwatch.config.agent import PingConfig
+from borgwatch.model import RunResult, SinkReport
+from borgwatch.redact import strip_url_credentials
+from borgwatch.sinks.base import Sink
+
+if TYPE_CHECKING:
+    from borgwatch.config.schema import Config
+
+log = logging.getLogger("borgwatch.sinks.ping")
+T = TypeVar("T")
+USER_AGENT = "borgwatch"
+
+
+class DeliveryError(Exception):
+    """One failed delivery; the message is already free of credentials."""
+
+
+def bounded_call(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """Run ``fn`` in a daemon thread and give up after ``timeout`` seconds of wall time.
+
+    Socket timeouts bound each connect/read, not a server that trickles bytes or a slow DNS lookup;
+    this bounds the whole call. A call that is given up keeps running in its daemon thread and is
+    abandoned when the process exits.
+    """
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"borgwatch-{what}", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise DeliveryError(f"{what}: no answer within {timeout:g} s")
+    if "error" in box:
+        raise DeliveryError(f"{what}: {describe_error(box['error'])}")
+    return box["value"]  # type: ignore[return-value]
+
+
+def describe_error(exc: object) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        return f"HTTP {exc.code} {exc.reason}"
+    if isinstance(exc, urllib.error.URLError):
+        return f"{exc.reason}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    return strip_url_credentials(f"{type(exc).__name__}: {exc}")
+
+
+def ping_failed(result: RunResult, warnings_policy: str = "warning") -> bool:
+    """Which URL a finished run pings: errors and interruptions fail, warnings fail only when the job
+    counts warnings as errors (``warnings = "error"``)."""
+    if result.status in ("error", "interrupted"):
+        return True
+    return result.status == "warning" and warnings_policy == "error"
+
+
+def send(url: str, timeout: float, body: bytes | None = None) -> int:
+    """GET (no body) or POST (JSON body) ``url``; returns the HTTP status; raises on trouble."""
+    headers = {"User-Agent": USER_AGENT}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+
+    def call() -> int:
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - configured URL
+            response.read(65536)
+            return int(response.status)
+
+    return bounded_call(call, timeout, f"ping {strip_url_credentials(_short(url))}")
+
+
+def _short(url: str) -> str:
+    """The URL without its query (Uptime Kuma and Cronitor put tokens and messages there)."""
+    return url.split("?", 1)[0]
+
+
+class PingSink(Sink):
+    name = "ping"
+
+    def __init__(self, config: Config, job: str) -> None:
+        super().__init__(config, job)
+        job_cfg = config.jobs[job]
+        self.ping: PingConfig = job_cfg.ping or PingConfig()
+        self.warnings_policy: str = getattr(job_cfg, "warnings", "warning")
+        self.failures = 0
+        self.delivered = 0
+
+    @classmethod
+    def enabled(cls, config: Config, job: str) -> bool:
+        ping = config.jobs[job].ping if job in config.jobs else None
+        return ping is not None and any((ping.start, ping.success, ping.fail))
+
+    def _deliver(self, url: str | None, body: bytes | None) -> None:
+        if not url:
+            return
+        try:
+            send(url, self.ping.timeout, body)
+        except DeliveryError as exc:
+            self.failures += 1
+            log.warning("job %s: %s (not fatal; counted in borgwatch_sink_failures_total)", self.job, exc)
+        else:
+            self.delivered += 1
+
+    def on_start(self, result: RunResult) -> None:
+        self._deliver(self.ping.start, None)
+
+    def on_finish(self, result: RunResult) -> SinkReport | None:
+        body = json.dumps(result.to_dict(with_events=False), sort_keys=True).encode()
+        url = self.ping.fail if ping_failed(result, self.warnings_policy) else self.ping.success
+        self._deliver(url, body)
+        return SinkReport(sink=self.name, failures=self.failures, delivered=self.delivered)

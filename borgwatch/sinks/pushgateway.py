@@ -1,0 +1,111 @@
+"""Pushgateway sink, for hosts without node_exporter: the job's samples, pushed at start and end.
+
+Grouping key ``{job=<[pushgateway] job>, instance=<host>, backup_job=<job>}``: one group per host and
+backup job, so jobs and hosts never overwrite each other. The samples carry the same ``backup_job``
+value as the grouping key (Pushgateway 1.5 silently replaces a pushed label that differs from the
+grouping key, so a mismatch could never show; equal values keep the body valid on its own).
+
+POST (``pushadd_to_gateway``) replaces only the metric names present in the push: a failed run that
+has no archive statistics leaves the last successful run's archive series and its
+``borgwatch_last_success_timestamp_seconds`` in place. Push errors are counted, never raised.
+Prometheus must scrape the gateway with ``honor_labels: true``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from prometheus_client import CollectorRegistry, pushadd_to_gateway
+from prometheus_client.exposition import basic_auth_handler, default_handler
+
+from borgwatch.exposition import build_registry, with_labels
+from borgwatch.metrics import job_samples
+from borgwatch.model import RunResult, SinkReport
+from borgwatch.sinks.base import Sink
+from borgwatch.sinks.ping import DeliveryError, bounded_call
+
+if TYPE_CHECKING:
+    from borgwatch.config.agent import PushgatewayConfig
+    from borgwatch.config.schema import Config
+
+log = logging.getLogger("borgwatch.sinks.pushgateway")
+
+
+def split_credentials(url: str) -> tuple[str, str | None, str | None]:
+    """http://user:pw@gw:9091 -> ("http://gw:9091", "user", "pw"); the handler sends Basic auth."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.username is None:
+        return urlunsplit(parts), None, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    return clean, unquote(parts.username), unquote(parts.password or "")
+
+
+def grouping_key(host: str, job: str) -> dict[str, str]:
+    return {"instance": host, "backup_job": job}
+
+
+def job_registry(result: RunResult, job: str) -> CollectorRegistry:
+    return build_registry(with_labels(job_samples(result), backup_job=job))
+
+
+def push(cfg: PushgatewayConfig, host: str, job: str, registry: CollectorRegistry) -> None:
+    """One POST to the gateway, bounded by ``cfg.timeout`` of wall time; raises DeliveryError."""
+    gateway, user, password = split_credentials(cfg.url)
+
+    def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
+                data: bytes) -> Callable[[], None]:
+        if user is not None:
+            return basic_auth_handler(url, method, timeout, headers, data, user, password)
+        return default_handler(url, method, timeout, headers, data)
+
+    def call() -> None:
+        pushadd_to_gateway(gateway, job=cfg.job, registry=registry, grouping_key=grouping_key(host, job),
+                           timeout=cfg.timeout, handler=handler)
+
+    bounded_call(call, cfg.timeout, f"push to {gateway}")
+
+
+class PushgatewaySink(Sink):
+    name = "pushgateway"
+
+    def __init__(self, config: Config, job: str) -> None:
+        super().__init__(config, job)
+        assert config.pushgateway is not None
+        self.cfg: PushgatewayConfig = config.pushgateway
+        self.failures = 0
+        self.delivered = 0
+
+    @classmethod
+    def enabled(cls, config: Config, job: str) -> bool:
+        return config.pushgateway is not None and job in config.jobs and bool(config.jobs[job].pushgateway)
+
+    def _host(self, result: RunResult) -> str:
+        return self.config.hostname or result.host
+
+    def _push(self, result: RunResult) -> None:
+        try:
+            push(self.cfg, self._host(result), self.job, job_registry(result, self.job))
+        except DeliveryError as exc:
+            self.failures += 1
+            log.warning("job %s: %s (not fatal; counted in borgwatch_sink_failures_total)", self.job, exc)
+        except Exception as exc:  # noqa: BLE001 - e.g. a sample the registry refuses: never fatal
+            self.failures += 1
+            log.warning("job %s: pushgateway: %s: %s", self.job, type(exc).__name__, exc)
+        else:
+            self.delivered += 1
+
+    def on_start(self, result: RunResult) -> None:
+        self._push(result)
+
+    def on_finish(self, result: RunResult) -> SinkReport | None:
+        self._push(result)
+        return SinkReport(sink=self.name, failures=self.failures, delivered=self.delivered)
+

@@ -1,0 +1,105 @@
+"""``borgwatch exec NAME -- borg …``: run the user's own borg command line unchanged and record what
+can be known (exit code, duration, resources; archive stats when it is a ``create --json``)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from borgwatch import console
+from borgwatch.borg.env import BorgEnv
+from borgwatch.borg.events import Event, LogMessage
+from borgwatch.borg.exitcodes import classify
+from borgwatch.borg.process import BorgProcess
+from borgwatch.borg.results import parse_create_json
+from borgwatch.config.load import config_path, load_config
+from borgwatch.config.schema import Config, JobConfig
+from borgwatch.errors import UserError
+from borgwatch.lock import JobLock
+from borgwatch.model import RunEvent, RunResult, StageResult
+from borgwatch.redact import Redactor
+from borgwatch.runner import FORWARDED_SIGNALS, deliver, finish_result, make_sinks, notify
+from borgwatch.state import load_state
+
+STAGE_NAMES = ("create", "prune", "compact", "check")
+
+
+def exec_command(config_file: str | None, name: str, argv: list[str], as_json: bool) -> int:
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv or "borg" not in Path(argv[0]).name:
+        raise UserError("usage: borgwatch exec NAME -- borg COMMAND [ARGS…] (the command must be borg)")
+    config = load_config(config_file) if config_file or config_path(None).exists() else Config()
+    job = config.jobs.get(name) or JobConfig(repository="")
+    config.jobs.setdefault(name, job)
+    state_dir = Path(config.state_dir)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create state_dir {state_dir}: {exc.strerror}; set state_dir") from None
+    lock = JobLock(state_dir, name)
+    lock.acquire()
+    try:
+        return _exec_locked(config, name, job, argv, as_json, state_dir)
+    finally:
+        lock.release()
+
+
+def _exec_locked(config: Config, name: str, job: JobConfig, argv: list[str], as_json: bool,
+                 state_dir: Path) -> int:
+    state, warning = load_state(state_dir, name)
+    problems = [warning] if warning else []
+    redact = Redactor([os.environ.get("BORG_PASSPHRASE", "")])
+    sub = next((a for a in argv[1:] if not a.startswith("-")), "borg")
+    stage_name = sub if sub in STAGE_NAMES else "other"
+    result = RunResult(job=name, run_id=uuid.uuid4().hex[:16], host=config.hostname or socket.gethostname(),
+                       started_at=time.time(), command="exec", last_success_at=state.last_success_at,
+                       check_last_success_at=state.check_last_success_at, runs_total=dict(state.runs_total),
+                       sink_failures_total=dict(state.sink_failures_total),
+                       sink_dropped_total=dict(state.sink_dropped_total))
+    result.events.append(RunEvent(time.time(), "info", "run_started", f"exec of {name} started",
+                                  {"command": redact(" ".join(argv))}))
+    sinks = make_sinks(config, name)
+    notify(sinks, "on_start", result, problems)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, LogMessage) and event.level in ("WARNING", "ERROR", "CRITICAL"):
+            level = "warning" if event.level == "WARNING" else "error"
+            if level == "warning":
+                result.warnings += 1
+            else:
+                result.errors += 1
+            result.events.append(RunEvent(event.time or time.time(), level, "borg_message",
+                                          redact(event.message), {"msgid": event.msgid, "stage": stage_name}))
+
+    proc = BorgProcess(argv, BorgEnv(dict(os.environ)))
+    previous = {sig: signal.signal(sig, lambda s, _f: proc.signal(s)) for sig in FORWARDED_SIGNALS}
+    try:
+        run = proc.run(on_event, echo=sys.stderr.buffer)
+    except OSError as exc:
+        raise UserError(f"cannot run {argv[0]}: {exc.strerror}; check the command") from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    sys.stdout.buffer.write(run.stdout)
+    sys.stdout.flush()
+    result.resources = run.resources
+    result.stages.append(StageResult(stage_name, classify(run.returncode), run.returncode, run.started_at,
+                                     run.duration_seconds))
+    if stage_name == "create" and "--json" in argv:
+        result.archive, result.repository_stats = parse_create_json(run.stdout)
+        result.archive_name = result.archive.name if result.archive else ""
+    finish_result(result, job, None)
+    if stage_name != "create":  # only a new archive makes the job's data fresher
+        result.last_success_at = state.last_success_at
+    deliver(sinks, result, problems)
+    for text in problems:
+        console.problem(f"{name}: {text}")
+    if as_json:
+        console.print_json(result.to_dict(with_events=False))
+    return run.returncode
