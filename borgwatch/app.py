@@ -27,8 +27,22 @@ def select_jobs(config: Config, names: list[str], all_jobs: bool) -> list[str]:
     return names
 
 
+def _route_library_warnings() -> None:
+    """Warnings of borgwatch's own modules (e.g. a sink dropping lines) as one plain line on stderr."""
+    import logging
+    logger = logging.getLogger("borgwatch")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("borgwatch: %(message)s"))
+        handler.setLevel(logging.WARNING)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def run_command(config_path: str | None, names: list[str], all_jobs: bool, as_json: bool) -> int:
     config = load_config(config_path)
+    _route_library_warnings()
     jobs = select_jobs(config, names, all_jobs)
     worst = 0
     summaries = []

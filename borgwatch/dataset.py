@@ -8,8 +8,10 @@ counts come from set operations there — memory stays flat whatever the file co
 * not in the previous archive                              -> added
 * in it, status U (files-cache hit)                         -> unchanged
 * in it, status A/M/C and the size differs                  -> modified
-* in it, status A/M/C and the same size (touch, chmod, same-size rewrite): ``exact`` asks
-  ``borg diff --content-only`` about just those files, ``fast`` decides by mtime
+* in it, status A/M/C, same size, mtime, ctime and inode     -> unchanged (e.g. the newest file of the
+  last run, which borg never caches; content cannot change without moving ctime)
+* in it, status A/M/C, same size, other metadata moved (touch, chmod, same-size rewrite): ``exact``
+  asks ``borg diff --content-only`` about just those files, ``fast`` decides by mtime
 * previous files that the run did not see                    -> removed
 * status E                                                    -> error
 """
@@ -43,32 +45,34 @@ class DatasetIndex:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.executescript(
             "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);"
-            "CREATE TABLE IF NOT EXISTS prev(h INTEGER PRIMARY KEY, size INTEGER, mtime INTEGER);"
+            "CREATE TABLE IF NOT EXISTS prev(h INTEGER PRIMARY KEY, size INTEGER, mtime INTEGER, ctime INTEGER, "
+            "ino INTEGER);"
             "DROP TABLE IF EXISTS cur;"
-            "CREATE TABLE cur(h INTEGER PRIMARY KEY, status TEXT, size INTEGER, mtime INTEGER, path TEXT);"
+            "CREATE TABLE cur(h INTEGER PRIMARY KEY, status TEXT, size INTEGER, mtime INTEGER, ctime INTEGER, "
+            "ino INTEGER, path TEXT);"
             "DROP TABLE IF EXISTS content_changed;"
             "CREATE TABLE content_changed(h INTEGER PRIMARY KEY);"
         )
-        self._rows: list[tuple[int, str, int | None, int | None, str | None]] = []
+        self._rows: list[tuple[int, str, int | None, int | None, int | None, int | None, str | None]] = []
         self.db.execute("BEGIN")
 
     # -- recording (hot path: one call per file_status event) --------------------------------------
     def record(self, status: str, path: str) -> None:
-        size = mtime = None
+        size = mtime = ctime = ino = None
         stored_path = None
         if status in CHANGED:
             stored_path = path
             try:
                 st = os.lstat(path)
-                size, mtime = st.st_size, st.st_mtime_ns
+                size, mtime, ctime, ino = st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
             except OSError:
                 pass
-        self._rows.append((path_hash(archive_path(path)), status, size, mtime, stored_path))
+        self._rows.append((path_hash(archive_path(path)), status, size, mtime, ctime, ino, stored_path))
         if len(self._rows) >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO cur VALUES (?,?,?,?,?)", self._rows)
+        self.db.executemany("INSERT OR REPLACE INTO cur VALUES (?,?,?,?,?,?,?)", self._rows)
         self._rows.clear()
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -95,9 +99,12 @@ class DatasetIndex:
         modified = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C') "
                               "AND cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size")
         removed = self.count("SELECT count(*) FROM prev LEFT JOIN cur USING(h) WHERE cur.h IS NULL")
+        changed_status = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status IN "
+                                    "('A','M','C')")
         candidates = self.count(_CANDIDATES.format(cols="count(*)"))
-        return DatasetDiff(added=added, modified=modified, unchanged=unchanged, removed=removed, error=error,
-                           verified=candidates)
+        identical = changed_status - modified - candidates  # borg re-read them, but nothing moved
+        return DatasetDiff(added=added, modified=modified, unchanged=unchanged + identical, removed=removed,
+                           error=error, verified=candidates)
 
     def candidate_paths(self) -> Iterator[str]:
         for (path,) in self.db.execute(_CANDIDATES.format(cols="cur.path")):
@@ -125,7 +132,8 @@ class DatasetIndex:
         self.db.execute("DELETE FROM prev WHERE h NOT IN (SELECT h FROM cur WHERE status IN "
                         "('A','M','U','C'))")
         self.db.execute("INSERT OR REPLACE INTO prev SELECT cur.h, coalesce(cur.size, prev.size), "
-                        "coalesce(cur.mtime, prev.mtime) FROM cur LEFT JOIN prev USING(h) "
+                        "coalesce(cur.mtime, prev.mtime), coalesce(cur.ctime, prev.ctime), "
+                        "coalesce(cur.ino, prev.ino) FROM cur LEFT JOIN prev USING(h) "
                         "WHERE cur.status IN ('A','M','U','C')")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('archive', ?)", (archive,))
         self.db.execute("DELETE FROM cur")
@@ -139,7 +147,7 @@ class DatasetIndex:
     def bootstrap(self, archive: str, files: Iterable[tuple[str, int]]) -> None:
         """Fill ``prev`` from a listing of the previous archive (state lost or first borgwatch run)."""
         self.db.execute("DELETE FROM prev")
-        self.db.executemany("INSERT OR REPLACE INTO prev VALUES (?,?,NULL)",
+        self.db.executemany("INSERT OR REPLACE INTO prev VALUES (?,?,NULL,NULL,NULL)",
                             ((path_hash(p), size) for p, size in files))
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('archive', ?)", (archive,))
 
@@ -151,8 +159,10 @@ class DatasetIndex:
         self.db.close()
 
 
+# same size (or unknown), and not provably untouched: these need a content verdict
 _CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C') "
-               "AND NOT (cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size)")
+               "AND NOT (cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size) "
+               "AND NOT coalesce(cur.mtime = prev.mtime AND cur.ctime = prev.ctime AND cur.ino = prev.ino, 0)")
 
 
 def archive_path(path: str) -> str:

@@ -23,7 +23,16 @@ from borgwatch.model import RunEvent, RunResult, SinkReport
 from borgwatch.redact import Redactor
 from borgwatch.sinks import SINKS, load
 from borgwatch.sinks.base import Sink
-from borgwatch.stages import StageContext, run_check, run_compact, run_create, run_diff, run_prune, skipped
+from borgwatch.stages import (
+    StageContext,
+    bootstrap_baseline,
+    run_check,
+    run_compact,
+    run_create,
+    run_diff,
+    run_prune,
+    skipped,
+)
 from borgwatch.state import JobState, load_state
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -78,6 +87,10 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
         sink_dropped_total=dict(state.sink_dropped_total),
     )
     sinks = make_sinks(config, job_name)
+    for sink in sinks:  # counters exist from the first run on, so increase() sees the first failure
+        if sink.name not in ("textfile", "state"):
+            result.sink_failures_total.setdefault(sink.name, 0)
+            result.sink_dropped_total.setdefault(sink.name, 0)
     env: BorgEnv | None = None
     ctx: StageContext | None = None
     previous_handlers = {}
@@ -129,8 +142,12 @@ def _run_stages(ctx: StageContext, config: Config, job_name: str, job: JobConfig
     index = None
     if job.dataset_diff != "off":
         index = DatasetIndex(state_dir / f"{job_name}.files.db")
-        if index.previous_archive() != (state.last_archive or None):
-            index.db.execute("DELETE FROM prev")  # index and state disagree: no trustworthy baseline
+        baseline = index.previous_archive()
+        if not baseline or baseline != state.last_archive:  # index and state disagree, or first run
+            ctx.result.previous_archive = bootstrap_baseline(ctx, index, borg_argv.archive_glob(
+                job, job_name, host)) or ""
+            if not ctx.result.previous_archive:
+                index.db.execute("DELETE FROM prev")
     try:
         create = run_create(ctx, archive, index)
         made_archive = ctx.result.archive is not None and create.status in ("success", "warning")

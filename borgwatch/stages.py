@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from borgwatch.borg import argv as borg_argv
@@ -154,6 +155,40 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
     if ctx.result.archive:
         ctx.result.archive_name = ctx.result.archive.name
     return stage
+
+
+def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str | None:
+    """No trustworthy index of the previous archive (first borgwatch run on an existing repository, or
+    lost state): rebuild it from borg's listing of the job's newest archive, so that files that were
+    already backed up are not counted as added."""
+    runner = StageRunner(ctx, "diff")
+    listing = BorgProcess(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, glob, last=1),
+                          ctx.env).run(runner)
+    try:
+        archives = json.loads(listing.stdout or b"{}").get("archives") or []
+    except ValueError:
+        archives = []
+    if listing.returncode != 0 or not archives:
+        return None
+    name = str(archives[-1]["name"])
+    with tempfile.TemporaryFile() as out:
+        items = BorgProcess(borg_argv.list_items(ctx.borg, ctx.job.repository, name, ctx.lock_wait), ctx.env)
+        if items.run(runner, stdout_file=out).returncode != 0:
+            return None
+        out.seek(0)
+        index.bootstrap(name, _regular_files(out))
+    ctx.event("info", "baseline_rebuilt", f"dataset baseline rebuilt from archive {name}", archive=name)
+    return name
+
+
+def _regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int]]:
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if item.get("type") == "-":
+            yield str(item.get("path", "")), int(item.get("size") or 0)
 
 
 def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bool) -> StageResult:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import stat
 import subprocess
 import time
@@ -191,8 +192,24 @@ def test_corrupt_state_is_a_warning_and_a_fresh_start(workspace: Workspace) -> N
     assert proc.returncode == 0
     assert "corrupt" in proc.stderr and "starting fresh" in proc.stderr and "Traceback" not in proc.stderr
     assert ws.value("borgwatch_runs_total", status="success") == 1
-    # without the baseline nothing can be called unchanged: the diff falls back to a first-run count
-    assert ws.value("borgwatch_dataset_files", change="added") == 60
+    # the baseline is rebuilt from the newest archive: files already backed up are not "added"
+    assert ws.value("borgwatch_dataset_files", change="added") == 0
+    assert ws.value("borgwatch_dataset_files", change="unchanged") == 60
+
+
+def test_first_borgwatch_run_on_an_existing_repository_uses_its_newest_archive(workspace: Workspace) -> None:
+    ws = workspace
+    host = socket.gethostname()
+    made = ws.borg_cmd("create", f"{ws.repo}::{host}-home-by-hand", str(ws.src))
+    assert made.returncode == 0, made.stderr
+    sorted(ws.src.rglob("*.bin"))[0].unlink()
+    (ws.src / "d1" / "fresh.bin").write_bytes(b"x" * 10)
+    time.sleep(1.05)
+    assert ws.run().returncode == 0
+    assert ws.value("borgwatch_dataset_files", change="added") == 1
+    assert ws.value("borgwatch_dataset_files", change="removed") == 1
+    assert ws.value("borgwatch_dataset_files", change="unchanged") == 59
+    assert json.loads(ws.borgwatch("status", "-c", str(ws.config), "--json").stdout)[0]["status"] == "success"
 
 
 def test_status_and_json_output(workspace: Workspace) -> None:

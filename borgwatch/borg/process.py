@@ -52,19 +52,19 @@ class BorgProcess:
                 os.kill(proc.pid, signum)
 
     def run(self, on_event: Callable[[Event], None], timeout: float | None = None,
-            echo: BinaryIO | None = None) -> BorgRun:
+            echo: BinaryIO | None = None, stdout_file: BinaryIO | None = None) -> BorgRun:
+        """``stdout_file``: large outputs (--json-lines listings) go to a file instead of memory."""
         for fd in self.env.pass_fds:  # a passphrase fd is read by every borg: rewind it
             os.lseek(fd, 0, os.SEEK_SET)
         started_wall, started = time.time(), time.monotonic()
         self.proc = proc = subprocess.Popen(
-            self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            self.argv, stdin=subprocess.DEVNULL, stdout=stdout_file or subprocess.PIPE, stderr=subprocess.PIPE,
             env=self.env.env, cwd=self.cwd, pass_fds=self.env.pass_fds, start_new_session=True,
         )
         stdout_chunks: list[bytes] = []
-        threads = [
-            threading.Thread(target=self._drain_stdout, args=(proc, stdout_chunks), daemon=True),
-            threading.Thread(target=self._sample, args=(proc.pid,), daemon=True),
-        ]
+        threads = [threading.Thread(target=self._sample, args=(proc.pid,), daemon=True)]
+        if stdout_file is None:
+            threads.append(threading.Thread(target=self._drain_stdout, args=(proc, stdout_chunks), daemon=True))
         timed_out = threading.Event()
         if timeout:
             threads.append(threading.Thread(target=self._watchdog, args=(timeout, timed_out), daemon=True))

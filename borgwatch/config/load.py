@@ -163,6 +163,9 @@ def _value(hint: Any, value: Any, meta: dict[str, Any], source: str, key: str) -
 
 
 def _check(config: Config, source: str) -> None:
+    if config.loki is not None:
+        for problem in config.loki.problems():
+            raise ConfigError(f"{source}: {problem}")
     for name, job in config.jobs.items():
         given = [k for k in ("passcommand", "passphrase_file", "passphrase_env") if getattr(job, k)]
         if len(given) > 1:

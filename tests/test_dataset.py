@@ -1,0 +1,71 @@
+"""The dataset index on its own (no borg): set operations and the content-verdict candidates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from borgwatch.dataset import DatasetIndex, archive_path
+
+
+def run(index_path: Path, statuses: dict[Path, str], previous: str | None, changed: tuple[str, ...] = ()):  # noqa: ANN201
+    index = DatasetIndex(index_path)
+    for path, status in statuses.items():
+        index.record(status, str(path))
+    index.finish_recording()
+    diff = index.evaluate(has_previous=previous is not None)
+    candidates = sorted(index.candidate_paths())
+    index.resolve_by_content(diff, [archive_path(str(p)) for p in changed])
+    index.promote("a2" if previous else "a1")
+    index.close()
+    return diff, candidates
+
+
+def test_counts_follow_the_previous_archive_not_borgs_letters(tmp_path: Path) -> None:
+    files = []
+    for i in range(6):
+        f = tmp_path / f"f{i}"
+        f.write_bytes(b"x" * (10 + i))
+        files.append(f)
+    db = tmp_path / "idx.db"
+    first, _ = run(db, {f: "A" for f in files}, None)
+    assert (first.added, first.method) == (6, "first")
+    files[0].write_bytes(b"grown" * 10)  # size change -> modified without asking borg
+    os.utime(files[1], ns=(1, 1))  # touch: same size -> candidate, borg says unchanged
+    files[5].unlink()  # removed: not seen in this run
+    new = tmp_path / "new"
+    new.write_bytes(b"n")
+    statuses = {files[0]: "M", files[1]: "M", files[2]: "A", files[3]: "U", files[4]: "E", new: "A"}
+    diff, candidates = run(db, statuses, "a1")
+    # files[2] shows A (borg never cached it) but size, mtime, ctime and inode are untouched: unchanged
+    assert candidates == [str(files[1])]
+    assert diff.as_counts() == {"added": 1, "modified": 1, "unchanged": 3, "removed": 1, "error": 1}
+    assert diff.exact
+
+
+def test_a_content_change_at_same_size_is_modified_when_borg_says_so(tmp_path: Path) -> None:
+    f = tmp_path / "same"
+    f.write_bytes(b"aaaa")
+    db = tmp_path / "idx.db"
+    run(db, {f: "A"}, None)
+    f.write_bytes(b"bbbb")
+    diff, candidates = run(db, {f: "M"}, "a1", changed=(str(f),))
+    assert candidates == [str(f)] and (diff.modified, diff.unchanged) == (1, 0)
+
+
+def test_abandoned_run_keeps_the_previous_baseline(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"1")
+    db = tmp_path / "idx.db"
+    run(db, {f: "A"}, None)
+    index = DatasetIndex(db)
+    index.record("A", str(tmp_path / "other"))
+    index.abandon()
+    index.close()
+    index = DatasetIndex(db)
+    assert index.previous_archive() == "a1" and index.count("SELECT count(*) FROM prev") == 1
+    index.close()
+
+
+def test_archive_path() -> None:
+    assert archive_path("/home/x") == "home/x" and archive_path("./rel/y") == "rel/y"
