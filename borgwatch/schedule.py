@@ -1,8 +1,6 @@
 """`borgwatch schedule`: systemd units (template service + per-job timer) and the equivalent cron line.
-
-The unit texts below are the single source: the files shipped in ``systemd/`` are these templates
-rendered with the defaults (a test keeps them identical), so an installed wheel needs no data files.
-"""
+The texts below are the single source: ``systemd/`` holds them rendered with the defaults (a test keeps
+them identical), so an installed wheel needs no data files."""
 
 from __future__ import annotations
 
@@ -136,8 +134,7 @@ class UnitFile:
 def _fill(template: str, **values: str) -> str:
     for key, value in values.items():
         template = template.replace(f"@{key.upper()}@", value)
-    leftover = re.search(r"@[A-Z_]+@", template)
-    if leftover:
+    if leftover := re.search(r"@[A-Z_]+@", template):
         raise KeyError(f"template placeholder {leftover.group(0)} not filled")
     return template
 
@@ -244,19 +241,13 @@ def _cron_field(value: str, what: str) -> str:
 
 
 def _cron_dow(value: str) -> str:
-    days: list[int] = []
+    order = list(_DOW)  # Mon..Sun, the order systemd ranges use (they never wrap)
+    days: set[int] = set()
     for item in value.lower().split(","):
-        ends = item.split("..")
-        if len(ends) > 2 or any(e[:3] not in _DOW for e in ends):
+        ends = [e[:3] for e in item.split("..")]
+        if len(ends) > 2 or any(e not in _DOW for e in ends):
             raise ValueError(f"weekday {item!r} has no cron equivalent")
-        first, last = _DOW[ends[0][:3]], _DOW[ends[-1][:3]]
-        day = first  # systemd ranges may wrap (Sat..Mon); walk them in cron numbering (Sun = 0)
-        while True:
-            if day not in days:
-                days.append(day)
-            if day == last:
-                break
-            day = (day + 1) % 7
+        days.update(_DOW[d] for d in order[order.index(ends[0]):order.index(ends[-1]) + 1])
     return ",".join(str(d) for d in sorted(days))
 
 
@@ -308,8 +299,7 @@ def cron_line(job: str, on_calendar: str, randomized_delay: str, binary: str, co
               user: str = "root") -> str:
     """One /etc/cron.d line (with user field). cron mails only what is printed: borgwatch's stderr."""
     command = cron_command(job, binary, config_path, randomized_delay)
-    if "%" in command:
-        command = command.replace("%", "\\%")
+    command = command.replace("%", "\\%")  # cron turns a bare % into a newline
     return f"{cron_schedule(on_calendar)} {user} {command}"
 
 
@@ -317,13 +307,11 @@ def cron_line(job: str, on_calendar: str, randomized_delay: str, binary: str, co
 
 def borgwatch_binary() -> str:
     """Absolute path of the running borgwatch entry point (units must not rely on PATH)."""
-    found = shutil.which("borgwatch")
-    if found:
-        return os.path.abspath(found)
     argv0 = Path(sys.argv[0])
-    if argv0.name == "borgwatch" and argv0.exists():
-        return str(argv0.resolve())
-    return DEFAULT_BINARY
+    if argv0.name == "borgwatch" and argv0.exists():  # the entry point that is running now
+        return str(argv0.absolute())
+    found = shutil.which("borgwatch")
+    return os.path.abspath(found) if found else DEFAULT_BINARY
 
 
 def validate_calendar(on_calendar: str) -> str | None:
@@ -336,7 +324,7 @@ def validate_calendar(on_calendar: str) -> str | None:
     return None if out.returncode == 0 else (out.stderr.strip().splitlines() or ["invalid"])[-1]
 
 
-def systemd_running() -> bool:
+def systemd_running() -> bool:  # what sd_booted() checks
     return os.path.isdir("/run/systemd/system")
 
 
@@ -350,8 +338,7 @@ def schedule_command(config_path: str | None, job: str, on_calendar: str, random
     if job not in config.jobs:
         raise UserError(f"job {job!r} is not in {config.source}; known jobs: "
                         f"{', '.join(sorted(config.jobs)) or 'none'}")
-    problem = validate_calendar(on_calendar)
-    if problem:
+    if problem := validate_calendar(on_calendar):
         raise UserError(f"--on-calendar {on_calendar!r} is not a systemd calendar expression ({problem}); "
                         "try e.g. daily, 'Mon..Fri 02:30' or '*-*-* 01:15'")
     try:
@@ -370,35 +357,40 @@ def schedule_command(config_path: str | None, job: str, on_calendar: str, random
         except ValueError as exc:
             raise UserError(f"{exc}; pick a simpler --on-calendar for cron, or use the systemd "
                             "timer") from None
-        print("# /etc/cron.d/borgwatch-" + job + ": silent on success, so cron mail means trouble")
-        print("SHELL=/bin/sh\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-        print(line)
+        print(f"# /etc/cron.d/borgwatch-{job}: silent on success, so cron mail means trouble\nSHELL=/bin/sh\n"
+              f"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n{line}")
         return 0
-    units = job_units(job, config.jobs[job].repository, on_calendar, randomized_delay, binary, cfg_path,
-                      config.state_dir, config.textfile_dir)
+    try:
+        units = job_units(job, config.jobs[job].repository, on_calendar, randomized_delay, binary, cfg_path,
+                          config.state_dir, config.textfile_dir)
+    except ValueError as exc:
+        raise UserError(f"{exc}; use paths without spaces for state_dir, textfile_dir and the repository") \
+            from None
     if not install:
         for unit in units:
-            print(f"# ---- {Path(unit_dir) / unit.name}")
-            print(unit.text)
+            print(f"# ---- {Path(unit_dir) / unit.name}\n{unit.text}")
         try:
             print(f"# ---- cron users, /etc/cron.d/borgwatch-{job}:\n# "
                   + cron_line(job, on_calendar, randomized_delay, binary, cfg_path))
         except ValueError as exc:
             print(f"# ---- no cron equivalent: {exc}")
         return 0
-    for unit in units:
-        target = Path(unit_dir) / unit.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(unit.text, encoding="utf-8")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-        print(f"wrote {target}")
+    try:
+        for unit in units:
+            target = Path(unit_dir) / unit.name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp")
+            tmp.write_text(unit.text, encoding="utf-8")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+            print(f"wrote {target}")
+    except OSError as exc:
+        raise UserError(f"cannot write units into {unit_dir}: {exc.strerror}; run as root or pick "
+                        "--unit-dir") from None
     commands = [["systemctl", "daemon-reload"], ["systemctl", "enable", "--now", f"borgwatch@{job}.timer"]]
     if not systemd_running():
-        print("systemd is not running here; to activate the timer run:")
-        for argv in commands:
-            print("  " + shlex.join(argv))
+        print("systemd is not running here; to activate the timer run:\n  "
+              + "\n  ".join(shlex.join(argv) for argv in commands))
         return 0
     for argv in commands:
         done = subprocess.run(argv, stdin=subprocess.DEVNULL, check=False)
