@@ -50,6 +50,10 @@ class DatasetIndex:
             "DROP TABLE IF EXISTS cur;"
             "CREATE TABLE cur(h INTEGER PRIMARY KEY, status TEXT, size INTEGER, mtime INTEGER, ctime INTEGER, "
             "ino INTEGER, path TEXT);"
+            # appended in stream order (cheap), keyed into ``cur`` once, sorted, when the stream ends
+            "DROP TABLE IF EXISTS cur_raw;"
+            "CREATE TABLE cur_raw(h INTEGER, status TEXT, size INTEGER, mtime INTEGER, ctime INTEGER, "
+            "ino INTEGER, path TEXT);"
             "DROP TABLE IF EXISTS content_changed;"
             "CREATE TABLE content_changed(h INTEGER PRIMARY KEY);"
         )
@@ -72,7 +76,7 @@ class DatasetIndex:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO cur VALUES (?,?,?,?,?,?,?)", self._rows)
+        self.db.executemany("INSERT INTO cur_raw VALUES (?,?,?,?,?,?,?)", self._rows)
         self._rows.clear()
 
     # -- evaluation ---------------------------------------------------------------------------------
@@ -85,6 +89,9 @@ class DatasetIndex:
 
     def finish_recording(self) -> None:
         self._flush()
+        # a path listed twice (A, then C after it changed while read): the later line wins
+        self.db.execute("INSERT OR REPLACE INTO cur SELECT * FROM cur_raw ORDER BY h, rowid")
+        self.db.execute("DELETE FROM cur_raw")
 
     def evaluate(self, has_previous: bool) -> DatasetDiff:
         """Counts before same-size candidates are resolved (they are left in ``verified``)."""
@@ -154,8 +161,8 @@ class DatasetIndex:
     def close(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
-        self.db.execute("DROP TABLE IF EXISTS cur")
-        self.db.execute("DROP TABLE IF EXISTS content_changed")
+        for table in ("cur", "cur_raw", "content_changed"):
+            self.db.execute(f"DROP TABLE IF EXISTS {table}")
         self.db.close()
 
 

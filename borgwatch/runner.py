@@ -93,7 +93,8 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
             result.sink_dropped_total.setdefault(sink.name, 0)
     env: BorgEnv | None = None
     ctx: StageContext | None = None
-    previous_handlers = {}
+    stop = _StopForwarder()
+    previous_handlers = {sig: signal.signal(sig, stop) for sig in FORWARDED_SIGNALS}
     try:
         borg = find_borg(config.borg)
         env = build_env(passcommand=job.passcommand, passphrase_file=job.passphrase_file,
@@ -102,23 +103,15 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
         for secret in env.secrets:
             redact.add(secret)
         result.repository = redact(job.repository)
-        version = detect_version(borg, env.env)
+        version = detect_version(borg, env.env, state_dir)
         result.borg_version = version.text
         archive = borg_argv.render_name(job.archive_name, job_name, host)
         ctx = StageContext(job_name, job, borg, env, job.lock_wait or config.lock_wait, redact, result,
                            options.on_progress, options.on_message)
         ctx.event("info", "run_started", f"run of {job_name} started", repository=result.repository,
                   archive=archive, borg_version=version.text, run_id=result.run_id)
+        stop.attach(ctx)
         notify(sinks, "on_start", result, problems)
-
-        def forward(signum: int, _frame: object) -> None:
-            assert ctx is not None
-            ctx.interrupted = ctx.interrupted or signum
-            if ctx.current is not None:
-                ctx.current.signal(signum)
-
-        for sig in FORWARDED_SIGNALS:
-            previous_handlers[sig] = signal.signal(sig, forward)
         _run_stages(ctx, config, job_name, job, state, host, archive, state_dir)
     except UserError as exc:
         result.error = redact(str(exc))
@@ -131,12 +124,35 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
         if env is not None:
             env.close()
     finish_result(result, job, ctx)
-    deliver(sinks, result, problems)
-    return RunOutcome(result, _exit_status(result, job, ctx, problems), problems)
+    failed = deliver(sinks, result, problems)
+    return RunOutcome(result, _exit_status(result, job, failed), problems)
+
+
+class _StopForwarder:
+    """Signal handler installed for the whole run: remembers the first signal and forwards every signal
+    to the borg that is running (once a stage context exists)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.ctx: StageContext | None = None
+
+    def attach(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        ctx.interrupted = self.signum
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.signum = self.signum or signum
+        if self.ctx is not None:
+            self.ctx.interrupted = self.ctx.interrupted or signum
+            if self.ctx.current is not None:
+                self.ctx.current.signal(signum)
 
 
 def _run_stages(ctx: StageContext, config: Config, job_name: str, job: JobConfig, state: JobState,
                 host: str, archive: str, state_dir: Path) -> None:
+    if ctx.interrupted is not None:
+        skipped(ctx, "create", "borgwatch was stopped before borg started")
+        return
     if not job.paths:
         raise UserError(f"jobs.{job_name}.paths is empty: list the directories to back up")
     index = None
@@ -198,14 +214,14 @@ def finish_result(result: RunResult, job: JobConfig, ctx: StageContext | None) -
     if ran:
         status = worst(*(s.status for s in ran))
         result.exit_code = next(s.exit_code for s in ran if s.status == status)
-        if status == "interrupted" and result.exit_code < 128 and ctx and ctx.interrupted:
-            result.exit_code = 128 + ctx.interrupted
         if result.status != "error" or SEVERITY[status] > SEVERITY["error"]:
             result.status = status  # a borgwatch-level error is not downgraded by earlier stages
     elif result.status == "running":
         result.status = "error"
     if ctx is not None and ctx.interrupted is not None:
         result.status = "interrupted"
+        if result.exit_code < 128:
+            result.exit_code = 128 + ctx.interrupted
     if result.status == "success" or (result.status == "warning" and job.warnings != "error"):
         result.last_success_at = result.ended_at
     result.runs_total[result.status] = result.runs_total.get(result.status, 0) + 1
@@ -216,17 +232,16 @@ def finish_result(result: RunResult, job: JobConfig, ctx: StageContext | None) -
         result.error = f"borg {failed.name} failed (rc {failed.exit_code}): {failed.message}"
 
 
-def _exit_status(result: RunResult, job: JobConfig, ctx: StageContext | None, problems: list[str]) -> int:
+def _exit_status(result: RunResult, job: JobConfig, failed_sinks: set[str]) -> int:
     if result.status == "interrupted":
-        return result.exit_code if result.exit_code >= 128 else 128 + (ctx.interrupted if ctx and
-                                                                         ctx.interrupted else 15)
-    if result.status == "warning" and job.warnings == "success":
-        code = 0
-    else:
-        code = result.exit_code
-        if result.status == "warning" and job.warnings == "error" and classify(code) != "error":
+        return result.exit_code  # 128+N
+    code = result.exit_code
+    if result.status == "warning":
+        if job.warnings == "success":
+            code = 0
+        elif job.warnings == "error" and classify(code) != "error":
             code = EXIT_ERROR
-    if code == 0 and any(p.startswith("cannot write metrics") for p in problems):
+    if code == 0 and "textfile" in failed_sinks:  # the backup worked, but monitoring cannot see it
         code = EXIT_ERROR
     return code
 
@@ -246,25 +261,31 @@ def notify(sinks: list[Sink], method: str, result: RunResult, problems: list[str
             getattr(sink, method)(result)
         except Exception as exc:  # noqa: BLE001 - a sink must never break the backup
             problems.append(_sink_problem(sink, exc))
-            result.sink_failures_total[sink.name] = result.sink_failures_total.get(sink.name, 0) + 1
+            _count(result.sink_failures_total, sink.name, 1)
 
 
-def deliver(sinks: list[Sink], result: RunResult, problems: list[str]) -> None:
+def deliver(sinks: list[Sink], result: RunResult, problems: list[str]) -> set[str]:
+    """Hand the final result to every sink; returns the names of sinks that raised."""
+    failed: set[str] = set()
     for sink in sinks:
         try:
             report = sink.on_finish(result)
         except Exception as exc:  # noqa: BLE001 - a sink must never break the backup
             problems.append(_sink_problem(sink, exc))
-            result.sink_failures_total[sink.name] = result.sink_failures_total.get(sink.name, 0) + 1
+            _count(result.sink_failures_total, sink.name, 1)
+            failed.add(sink.name)
             continue
         if isinstance(report, SinkReport):
             result.sink_reports.append(report)
             if report.failures:
-                result.sink_failures_total[sink.name] = result.sink_failures_total.get(sink.name, 0) + \
-                    report.failures
+                _count(result.sink_failures_total, sink.name, report.failures)
             if report.dropped:
-                result.sink_dropped_total[sink.name] = result.sink_dropped_total.get(sink.name, 0) + \
-                    report.dropped
+                _count(result.sink_dropped_total, sink.name, report.dropped)
+    return failed
+
+
+def _count(totals: dict[str, int], name: str, n: int) -> None:
+    totals[name] = totals.get(name, 0) + n
 
 
 def _sink_problem(sink: Sink, exc: Exception) -> str:

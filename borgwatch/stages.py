@@ -50,9 +50,12 @@ class StageContext:
 class StageRunner:
     """Runs one borg command as a stage and turns its stream into counts, events and a message."""
 
-    def __init__(self, ctx: StageContext, name: str) -> None:
+    def __init__(self, ctx: StageContext, name: str, instrumentation: bool = False) -> None:
         self.ctx = ctx
         self.name = name
+        # borg commands borgwatch runs for itself (diff, listings): their messages explain a diff
+        # fallback but are not the backup's warnings, so they are neither counted nor printed
+        self.instrumentation = instrumentation
         self.first_error = ""
         self.first_warning = ""
         self.texts: list[str] = []
@@ -84,6 +87,10 @@ class StageRunner:
         ctx = self.ctx
         full = ctx.redact(message)
         text = full.strip().splitlines()[0] if full.strip() else full  # one line for humans and metrics
+        if self.instrumentation:
+            if level != "WARNING":
+                self.first_error = self.first_error or text
+            return
         if level == "WARNING":
             ctx.result.warnings += 1
             self.first_warning = self.first_warning or text
@@ -161,7 +168,7 @@ def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str
     """No trustworthy index of the previous archive (first borgwatch run on an existing repository, or
     lost state): rebuild it from borg's listing of the job's newest archive, so that files that were
     already backed up are not counted as added."""
-    runner = StageRunner(ctx, "diff")
+    runner = StageRunner(ctx, "diff", instrumentation=True)
     listing = BorgProcess(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, glob, last=1),
                           ctx.env).run(runner)
     try:
@@ -202,10 +209,9 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
     elif diff.verified:
         paths = list(index.candidate_paths()) if diff.verified <= MAX_DIFF_PATHS else []
         changed: list[str] = []
-        runner = StageRunner(ctx, "diff")
-        runner.texts = []
+        runner = StageRunner(ctx, "diff", instrumentation=True)
         argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
-                              ctx.result.archive_name, ctx.lock_wait, [archive_path(p) for p in paths])
+                              ctx.result.archive_name, ctx.lock_wait, [f"pf:{archive_path(p)}" for p in paths])
         proc = BorgProcess(argv, ctx.env)
         ctx.current = proc
         try:

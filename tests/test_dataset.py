@@ -69,3 +69,16 @@ def test_abandoned_run_keeps_the_previous_baseline(tmp_path: Path) -> None:
 
 def test_archive_path() -> None:
     assert archive_path("/home/x") == "home/x" and archive_path("./rel/y") == "rel/y"
+
+
+def test_a_path_listed_twice_counts_once_with_its_last_status(tmp_path: Path) -> None:
+    f = tmp_path / "grows"
+    f.write_bytes(b"1")
+    db = tmp_path / "idx.db"
+    index = DatasetIndex(db)
+    index.record("A", str(f))
+    index.record("E", str(f))  # borg prints the status before reading; a failure follows as a 2nd line
+    index.finish_recording()
+    diff = index.evaluate(has_previous=False)
+    index.close()
+    assert (diff.added, diff.error) == (0, 1)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from borgwatch.errors import UserError
 
@@ -30,7 +34,38 @@ def find_borg(borg: str) -> str:
     return path
 
 
-def detect_version(borg_path: str, env: dict[str, str]) -> BorgVersion:
+def detect_version(borg_path: str, env: dict[str, str], cache_dir: Path | None = None) -> BorgVersion:
+    """``borg --version`` costs a borg start-up (0.3-0.5 s); the answer is cached per binary identity
+    (real path, inode, size, mtime), so an upgrade of borg is noticed."""
+    key = _identity(borg_path)
+    cache = cache_dir / "borg-version.json" if cache_dir else None
+    if cache is not None and key:
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("key") == key:
+                return _checked(BorgVersion(*cached["version"]))
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+    version = _checked(_ask(borg_path, env))
+    if cache is not None and key:
+        with contextlib.suppress(OSError):
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"key": key, "version": [version.major, version.minor, version.patch,
+                                                               version.text]}))
+            tmp.replace(cache)
+    return version
+
+
+def _identity(borg_path: str) -> str:
+    try:
+        real = os.path.realpath(borg_path)
+        st = os.stat(real)
+    except OSError:
+        return ""
+    return f"{real}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _ask(borg_path: str, env: dict[str, str]) -> BorgVersion:
     try:
         out = subprocess.run([borg_path, "--version"], capture_output=True, text=True, env=env,
                              stdin=subprocess.DEVNULL, timeout=60)
@@ -39,7 +74,10 @@ def detect_version(borg_path: str, env: dict[str, str]) -> BorgVersion:
     m = re.search(r"(\d+)\.(\d+)\.(\d+)(\S*)", out.stdout + out.stderr)
     if out.returncode != 0 or not m:
         raise UserError(f"{borg_path} --version failed (rc {out.returncode}); check the borg installation")
-    version = BorgVersion(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0))
+    return BorgVersion(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0))
+
+
+def _checked(version: BorgVersion) -> BorgVersion:
     if version.major != 1 or version.minor < 2:
         raise UserError(f"borg {version.text} is not supported: borgwatch needs borg 1.2 or 1.4 "
                         "(borg 2 is still beta)")

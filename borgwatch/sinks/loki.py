@@ -27,10 +27,10 @@ from borgwatch.config.loki import LEVELS, LokiConfig
 from borgwatch.model import RunEvent, RunResult, SinkReport
 from borgwatch.redact import Redactor
 from borgwatch.sinks.base import Sink
-from borgwatch.sinks.loki_transport import Budget, LokiBatchHandler, Shipper, Spool, push_url, to_ns
 
 if TYPE_CHECKING:
     from borgwatch.config.schema import Config
+    from borgwatch.sinks.loki_transport import LokiBatchHandler, Spool
 
 log = logging.getLogger("borgwatch.sinks.loki")
 
@@ -272,10 +272,13 @@ class LokiSink(Sink):
                                    event_line(event, result, self.redact), None, None)
         record.created = event.time
         record.msecs = (event.time % 1) * 1000
+        from borgwatch.sinks.loki_transport import to_ns
         record.created_ns = to_ns(event.time)  # type: ignore[attr-defined]
         return record
 
     def _make_handler(self, result: RunResult) -> LokiBatchHandler:
+        # imported here: requests + logging_loki cost ~7 MB and ~45 ms, only worth it with a Loki URL
+        from borgwatch.sinks.loki_transport import Budget, LokiBatchHandler, Shipper, Spool, push_url
         cfg = self.loki
         assert cfg is not None
         with contextlib.suppress(ValueError):

@@ -1,0 +1,1 @@
+"""borgwatch benchmark harness: ``python -m bench`` (see docs/benchmarks.md). Not part of the tests."""
