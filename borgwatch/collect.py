@@ -30,6 +30,7 @@ from borgwatch.errors import EXIT_ERROR, JobLocked, UserError
 from borgwatch.exposition import build_registry, write_textfile
 from borgwatch.lock import JobLock
 from borgwatch.redact import Redactor
+from borgwatch.state import ensure_state_dir
 
 if TYPE_CHECKING:
     from borgwatch.config.agent import RepositoryConfig
@@ -215,12 +216,7 @@ def collect_command(config: Config, names: list[str], as_json: bool) -> int:
     selected = select(config, names)
     borg = find_borg(config.borg)
     detect_version(borg, {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})  # refuses borg 2
-    state_dir = Path(config.state_dir)
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create state_dir {state_dir}: {exc.strerror}; create it or set "
-                        "state_dir") from None
+    state_dir = ensure_state_dir(Path(config.state_dir))
     results: list[Inventory] = []
     worst = 0
     for name in selected:

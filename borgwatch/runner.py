@@ -33,7 +33,7 @@ from borgwatch.stages import (
     run_prune,
     skipped,
 )
-from borgwatch.state import JobState, load_state
+from borgwatch.state import JobState, ensure_state_dir, load_state
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -58,12 +58,7 @@ def hostname(config: Config) -> str:
 def run_job(config: Config, job_name: str, options: RunOptions | None = None) -> RunOutcome:
     options = options or RunOptions()
     job = config.jobs[job_name]
-    state_dir = Path(config.state_dir)
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create state_dir {state_dir}: {exc.strerror}; create it or set state_dir "
-                        "to a writable directory") from None
+    state_dir = ensure_state_dir(Path(config.state_dir))
     lock = JobLock(state_dir, job_name)
     lock.acquire()  # raises JobLocked before anything of the running job is touched
     try:

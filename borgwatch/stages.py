@@ -7,6 +7,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.env import BorgEnv
@@ -108,16 +109,22 @@ class StageRunner:
         if ctx.on_message:
             ctx.on_message(lvl, f"{text} ({fields['msgid']})" if fields["msgid"] else text)
 
-    def run(self, argv: list[str], timeout: float | None = None) -> tuple[StageResult, BorgRun]:
+    def spawn(self, argv: list[str], timeout: float | None = None, stdout_file: BinaryIO | None = None) -> BorgRun:
+        """Run borg with this runner reading its stream; signals reach it, its resources are counted."""
         ctx = self.ctx
-        ctx.event("info", "stage_started", f"stage {self.name} started", stage=self.name)
         proc = BorgProcess(argv, ctx.env)
         ctx.current = proc
         try:
-            run = proc.run(self, timeout=timeout)
+            run = proc.run(self, timeout=timeout, stdout_file=stdout_file)
         finally:
             ctx.current = None
         ctx.result.resources.add(run.resources)
+        return run
+
+    def run(self, argv: list[str], timeout: float | None = None) -> tuple[StageResult, BorgRun]:
+        ctx = self.ctx
+        ctx.event("info", "stage_started", f"stage {self.name} started", stage=self.name)
+        run = self.spawn(argv, timeout)
         status = classify(run.returncode)
         if ctx.interrupted is not None:
             status = "interrupted"
@@ -169,8 +176,7 @@ def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str
     lost state): rebuild it from borg's listing of the job's newest archive, so that files that were
     already backed up are not counted as added."""
     runner = StageRunner(ctx, "diff", instrumentation=True)
-    listing = BorgProcess(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, glob, last=1),
-                          ctx.env).run(runner)
+    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, glob, last=1))
     try:
         archives = json.loads(listing.stdout or b"{}").get("archives") or []
     except ValueError:
@@ -179,8 +185,8 @@ def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str
         return None
     name = str(archives[-1]["name"])
     with tempfile.TemporaryFile() as out:
-        items = BorgProcess(borg_argv.list_items(ctx.borg, ctx.job.repository, name, ctx.lock_wait), ctx.env)
-        if items.run(runner, stdout_file=out).returncode != 0:
+        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, name, ctx.lock_wait)
+        if runner.spawn(argv, stdout_file=out).returncode != 0:
             return None
         out.seek(0)
         index.bootstrap(name, _regular_files(out))
@@ -212,13 +218,7 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
         runner = StageRunner(ctx, "diff", instrumentation=True)
         argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
                               ctx.result.archive_name, ctx.lock_wait, [f"pf:{archive_path(p)}" for p in paths])
-        proc = BorgProcess(argv, ctx.env)
-        ctx.current = proc
-        try:
-            run = proc.run(runner, timeout=DIFF_TIMEOUT)
-        finally:
-            ctx.current = None
-        ctx.result.resources.add(run.resources)
+        run = runner.spawn(argv, DIFF_TIMEOUT)
         rc = run.returncode
         for line in run.stdout.splitlines():
             try:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from borgwatch.errors import UserError
 from borgwatch.exposition import fsync_dir
 from borgwatch.model import RunResult
 
@@ -36,6 +37,15 @@ class JobState:
             return RunResult.from_dict(self.last_result)
         except (TypeError, ValueError, KeyError):
             return None
+
+
+def ensure_state_dir(state_dir: Path) -> Path:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create state_dir {state_dir}: {exc.strerror}; create it or set state_dir "
+                        "to a writable directory") from None
+    return state_dir
 
 
 def state_path(state_dir: Path, job: str) -> Path:

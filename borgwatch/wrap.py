@@ -24,7 +24,7 @@ from borgwatch.lock import JobLock
 from borgwatch.model import RunEvent, RunResult, StageResult
 from borgwatch.redact import Redactor
 from borgwatch.runner import FORWARDED_SIGNALS, deliver, finish_result, make_sinks, notify
-from borgwatch.state import load_state
+from borgwatch.state import ensure_state_dir, load_state
 
 STAGE_NAMES = ("create", "prune", "compact", "check")
 
@@ -37,11 +37,7 @@ def exec_command(config_file: str | None, name: str, argv: list[str], as_json: b
     config = load_config(config_file) if config_file or config_path(None).exists() else Config()
     job = config.jobs.get(name) or JobConfig(repository="")
     config.jobs.setdefault(name, job)
-    state_dir = Path(config.state_dir)
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create state_dir {state_dir}: {exc.strerror}; set state_dir") from None
+    state_dir = ensure_state_dir(Path(config.state_dir))
     lock = JobLock(state_dir, name)
     lock.acquire()
     try:

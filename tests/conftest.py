@@ -120,6 +120,14 @@ class Workspace:
     def run(self, *extra: str, **kw) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
         return self.borgwatch("run", self.job, "-c", str(self.config), *extra, **kw)
 
+    def make_slow(self, big_files: int, job_extra: str = "") -> None:
+        """Incompressible data + lzma,9: a backup that runs for seconds, to act on it mid-run."""
+        big = self.src / "big"
+        big.mkdir()
+        for i in range(big_files):
+            (big / f"r{i}").write_bytes(os.urandom(8_000_000))
+        self.write_config('compression = "lzma,9"\n' + job_extra)
+
     def metrics(self) -> dict[tuple[str, frozenset], float]:
         return parse_metrics(self.prom.read_text())
 

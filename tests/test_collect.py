@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -54,6 +56,14 @@ def repo(request: pytest.FixtureRequest, tmp_path: Path) -> Repo:
     return repo
 
 
+def promtool_clean(path: Path) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed (.ci/run installs it)")
+    check = subprocess.run([promtool, "check", "metrics"], input=path.read_text(), capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 @pytest.mark.slow
 def test_collect_writes_inventory(repo: Repo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -78,6 +88,7 @@ def test_collect_writes_inventory(repo: Repo, tmp_path: Path, monkeypatch: pytes
     assert 0 < m["borgwatch_inventory_collect_duration_seconds"] < 30
     saved = json.loads(inventory_path(tmp_path / "state", "nas").read_text())
     assert saved["archives"] == 4 and saved["status"] == "ok"
+    promtool_clean(path)
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 import subprocess
@@ -162,11 +161,7 @@ def test_in_progress_is_written_at_start_with_last_values_kept(workspace: Worksp
     ws = workspace
     assert ws.run().returncode == 0
     archive_files = ws.value("borgwatch_archive_files")
-    big = ws.src / "big"
-    big.mkdir()
-    for i in range(4):
-        (big / f"r{i}").write_bytes(os.urandom(8_000_000))
-    ws.write_config('compression = "lzma,9"')
+    ws.make_slow(4)
     run = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen = None

@@ -92,11 +92,7 @@ def test_passphrase_from_env_and_command_never_leak(workspace: Workspace) -> Non
 
 def test_concurrent_run_is_refused_quickly_and_leaves_the_running_job_alone(workspace: Workspace) -> None:
     ws = workspace
-    big = ws.src / "big"
-    big.mkdir()
-    for i in range(3):
-        (big / f"r{i}").write_bytes(os.urandom(8_000_000))
-    ws.write_config('compression = "lzma,9"')
+    ws.make_slow(3)
     first = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
     _wait_in_progress(ws)
@@ -127,11 +123,7 @@ def _wait_in_progress(ws: Workspace, timeout: float = 30) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_run_is_forwarded_and_recorded_as_interrupted(workspace: Workspace, signum: int) -> None:
     ws = workspace
-    big = ws.src / "big"
-    big.mkdir()
-    for i in range(6):
-        (big / f"r{i}").write_bytes(os.urandom(8_000_000))
-    ws.write_config('compression = "lzma,9"\n[jobs.home.prune]\nkeep_last = 1\n')
+    ws.make_slow(6, '[jobs.home.prune]\nkeep_last = 1\n')
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     _wait_in_progress(ws)
