@@ -163,7 +163,7 @@ def workspace(tmp_path: Path, borg: str) -> Workspace:
     return ws
 
 
-def _start_node_exporter(textfile_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_node_exporter(textfile_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     binary = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
     if binary is None:
         pytest.skip("prometheus-node-exporter is not installed (.ci/run installs it)")
@@ -172,7 +172,8 @@ def _start_node_exporter(textfile_dir: Path) -> tuple[subprocess.Popen[bytes], s
             "--collector.textfile", f"--collector.textfile.directory={textfile_dir}"]
     if os.geteuid() == 0 and shutil.which("runuser"):
         argv = ["runuser", "-u", "prometheus", "--", *argv]
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with log.open("wb") as log_file:
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=log_file)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         wait_http(url)
@@ -182,15 +183,25 @@ def _start_node_exporter(textfile_dir: Path) -> tuple[subprocess.Popen[bytes], s
     return proc, url
 
 
+@dataclass
+class NodeExporter:
+    url: str
+    log: Path
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
 @pytest.fixture
-def node_exporter():
+def node_exporter(tmp_path_factory: pytest.TempPathFactory):
     """Factory: start the real node_exporter (as user prometheus when root) on a textfile dir."""
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(textfile_dir: Path) -> str:
-        proc, url = _start_node_exporter(textfile_dir)
+    def start(textfile_dir: Path) -> NodeExporter:
+        log = tmp_path_factory.mktemp("node-exporter") / "stderr.log"
+        proc, url = _start_node_exporter(textfile_dir, log)
         started.append(proc)
-        return url
+        return NodeExporter(url, log)
 
     yield start
     for proc in started:

@@ -5,6 +5,9 @@ string ns timestamps in the accepted window, line size, out-of-order window per 
 204 on success and 400 with a Loki-like message on violations. Like Loki it stores the valid entries
 of a partly invalid push and silently drops exact duplicates (same stream, timestamp and line).
 Failure injection: ``fail_next(status, n)``, ``hang_seconds``, ``refuse()`` / ``restore()``.
+TLS: ``LokiReceiver(tls=server_tls_context(cert, key, client_ca))`` serves HTTPS (mTLS with a client CA);
+failed handshakes are recorded in ``tls_failures``, the client certificate of each request in
+``Request.peer_cert``. Without ``tls`` it is plain HTTP, as before.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import gzip
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -42,6 +46,7 @@ class Request:
     status: int = 0
     answer: str = ""
     at: float = field(default_factory=time.time)
+    peer_cert: dict[str, Any] | None = None  # the verified client certificate (mTLS), as getpeercert()
 
 
 def _labels_text(labels: dict[str, str]) -> str:
@@ -57,8 +62,45 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return seen
 
 
+def server_tls_context(cert_file: str, key_file: str, client_ca: str | None = None) -> ssl.SSLContext:
+    """A server-side context; with ``client_ca`` the client must present a certificate it signed."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert_file, key_file)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    return ctx
+
+
+def subject(cert: dict[str, Any] | None) -> dict[str, str]:
+    """getpeercert()'s subject as a flat dict, e.g. {"commonName": "..."}."""
+    return {k: v for rdn in (cert or {}).get("subject", ()) for k, v in rdn}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    tls: ssl.SSLContext | None = None
+    tls_failures: list[str]
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        if self.tls is None:
+            return sock, addr
+        sock.settimeout(5)  # a client that never finishes the handshake does not block accept for long
+        try:
+            tls_sock = self.tls.wrap_socket(sock, server_side=True)
+        except OSError as exc:  # ssl.SSLError included; socketserver drops the connection quietly
+            self.tls_failures.append(f"{type(exc).__name__}: {exc}")
+            sock.close()
+            raise
+        tls_sock.settimeout(None)
+        return tls_sock, addr
+
+
 class LokiReceiver:
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls
+        self.tls_failures: list[str] = []  # server-side handshake failures (untrusted/missing client cert)
         self.requests: list[Request] = []
         self.entries: list[tuple[dict[str, str], str, str]] = []  # accepted (labels, ts, line), in order
         self.duplicates = 0
@@ -98,8 +140,9 @@ class LokiReceiver:
                 if status != 204:
                     self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", self.port), Handler)
+        self._server.tls = self.tls
+        self._server.tls_failures = self.tls_failures
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                          daemon=True).start()
@@ -127,7 +170,7 @@ class LokiReceiver:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def fail_next(self, status: int, n: int = 1) -> None:
         with self._lock:
@@ -160,6 +203,8 @@ class LokiReceiver:
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
         req = Request("POST", h.path, {k: v for k, v in h.headers.items()}, raw, b"")
+        if isinstance(h.connection, ssl.SSLSocket):
+            req.peer_cert = h.connection.getpeercert() or None
         with self._lock:
             self.requests.append(req)
             forced = self._fail.pop(0) if self._fail else None

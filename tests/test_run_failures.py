@@ -169,10 +169,10 @@ def test_node_exporter_scrapes_the_textfile_and_promtool_accepts_it(workspace: W
         assert ws.run().returncode == 0
     finally:
         os.umask(old)
-    url = node_exporter(ws.textfile_dir)
-    body = urllib.request.urlopen(url, timeout=5).read().decode()
+    exporter = node_exporter(ws.textfile_dir)
+    body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
     scraped = parse_metrics(body)
-    assert scraped[("node_textfile_scrape_error", frozenset())] == 0
+    assert scraped[("node_textfile_scrape_error", frozenset())] == 0, exporter.logs()
     assert scraped[("borgwatch_run_status", frozenset({("backup_job", "home"), ("status", "success")}))] == 1
     assert scraped[("borgwatch_archive_files", frozenset({("backup_job", "home")}))] == 60
     promtool = shutil.which("promtool")

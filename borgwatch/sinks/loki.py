@@ -305,13 +305,12 @@ class LokiSink(Sink):
         tags = {"app": "borgwatch", "host": self.redact(host), "backup_job": self.job,
                 **{k: self.redact(v) for k, v in cfg.static_labels().items()}}
         shipper = Shipper(url=push_url(cfg.url), budget=Budget(cfg.max_delay), headers=headers,
+                          verify=cfg.ca_file or None,
                           use_gzip=cfg.gzip, connect_timeout=cfg.connect_timeout,
                           read_timeout=cfg.read_timeout, retries=cfg.retries,
                           batch_max_bytes=cfg.batch_max_bytes, redact=self.redact)
         handler = LokiBatchHandler(shipper, tags, auth=auth, level=logging.DEBUG)
         session = handler.emitter.session
-        if cfg.ca_file:
-            session.verify = cfg.ca_file
         if cfg.cert_file:
             session.cert = (cfg.cert_file, cfg.key_file) if cfg.key_file else cfg.cert_file
         safe_job = re.sub(r"[^A-Za-z0-9_.-]", "_", self.job)

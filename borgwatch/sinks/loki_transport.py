@@ -187,6 +187,9 @@ class Shipper:
     budget: Budget
     session: requests.Session = field(default_factory=requests.Session)
     headers: dict[str, str] = field(default_factory=dict)
+    # CA bundle ([loki].ca_file), passed per request: requests lets REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE
+    # replace a Session's ``verify``, so setting it on the session is not enough. None: system CAs.
+    verify: str | None = None
     use_gzip: bool = True
     connect_timeout: float = 2.0
     read_timeout: float = 3.0
@@ -276,7 +279,8 @@ class Shipper:
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
         with self.budget.spending():
             try:
-                resp = self.session.post(self.url, data=body, headers=headers, timeout=timeout)
+                resp = self.session.post(self.url, data=body, headers=headers, timeout=timeout,
+                                         verify=self.verify)
             except requests.Timeout as exc:
                 kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
                 return "timeout", f"no answer within the {kind} timeout ({timeout[1]:.1f}s)", None
