@@ -158,19 +158,26 @@ def test_unknown_job(workspace: Workspace) -> None:
 
 def test_node_exporter_scrapes_the_textfile_and_promtool_accepts_it(workspace: Workspace, node_exporter) -> None:  # noqa: ANN001
     import shutil
+    import tempfile
     import urllib.request
     ws = workspace
-    for parent in [ws.textfile_dir, *ws.textfile_dir.parents]:  # let user prometheus traverse the tmp dirs
-        if parent == Path("/tmp") or parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o755)
-    old = os.umask(0o077)  # a strict umask must not hide the file from node_exporter
+    # node_exporter runs as user prometheus: the textfile dir lives outside pytest's private (0700) tmp tree,
+    # which a concurrent pytest session may lock down again at any time
+    textfile_dir = Path(tempfile.mkdtemp(prefix="borgwatch-textfile-", dir="/tmp"))
     try:
-        assert ws.run().returncode == 0
+        textfile_dir.chmod(0o755)
+        ws.config.write_text(ws.config.read_text().replace(str(ws.textfile_dir), str(textfile_dir)))
+        old = os.umask(0o077)  # a strict umask must not hide the file from node_exporter
+        try:
+            assert ws.run().returncode == 0
+        finally:
+            os.umask(old)
+        prom = textfile_dir / ws.prom.name
+        exporter = node_exporter(textfile_dir)
+        body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
+        text = prom.read_text()
     finally:
-        os.umask(old)
-    exporter = node_exporter(ws.textfile_dir)
-    body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
+        shutil.rmtree(textfile_dir, ignore_errors=True)
     scraped = parse_metrics(body)
     assert scraped[("node_textfile_scrape_error", frozenset())] == 0, exporter.logs()
     assert scraped[("borgwatch_run_status", frozenset({("backup_job", "home"), ("status", "success")}))] == 1
@@ -178,6 +185,5 @@ def test_node_exporter_scrapes_the_textfile_and_promtool_accepts_it(workspace: W
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool is not installed (.ci/run installs it)")
-    check = subprocess.run([promtool, "check", "metrics"], input=ws.prom.read_text(), capture_output=True,
-                           text=True)
+    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
