@@ -208,6 +208,8 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
     """Evaluate the recorded index; in exact mode ask borg diff about same-size changes only."""
     started, t0 = time.time(), time.monotonic()
     ctx.event("info", "stage_started", "stage diff started", stage="diff")
+    if mode == "exact":
+        index.fingerprint()
     diff = index.evaluate(has_previous)
     rc, status, message = 0, "success", ""
     if diff.verified and mode == "fast":

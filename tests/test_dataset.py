@@ -82,3 +82,38 @@ def test_a_path_listed_twice_counts_once_with_its_last_status(tmp_path: Path) ->
     diff = index.evaluate(has_previous=False)
     index.close()
     assert (diff.added, diff.error) == (0, 1)
+
+
+def test_fingerprints_settle_same_size_changes_without_borg(tmp_path: Path) -> None:
+    touched, rewritten, big = tmp_path / "touched", tmp_path / "rewritten", tmp_path / "big"
+    for f in (touched, rewritten):
+        f.write_bytes(b"a" * 100)
+    big.write_bytes(b"a" * 200)
+    db = tmp_path / "idx.db"
+
+    def one_run(statuses: dict[Path, str], previous: str | None, max_file: int = 1 << 20):  # noqa: ANN202
+        index = DatasetIndex(db)
+        for path, status in statuses.items():
+            index.record(status, str(path))
+        index.finish_recording()
+        spent = index.fingerprint(max_file=max_file)
+        diff = index.evaluate(has_previous=previous is not None)
+        paths = sorted(index.candidate_paths())
+        index.resolve_by_content(diff, [])
+        index.promote("a2" if previous else "a1")
+        index.close()
+        return diff, paths, spent
+
+    _, _, spent = one_run({touched: "A", rewritten: "A", big: "A"}, None)
+    assert spent == 400
+    os.utime(touched, ns=(5, 5))
+    rewritten.write_bytes(b"b" * 100)
+    big.write_bytes(b"c" * 200)
+    # 'big' has no fingerprint this time (over the size limit): only it is left for borg diff
+    diff, paths, _ = one_run({touched: "M", rewritten: "M", big: "M"}, "a1", max_file=150)
+    assert paths == [str(big)]
+    assert (diff.modified, diff.unchanged, diff.verified) == (1, 2, 1)  # borg (here: none) judged big
+    # a file borg's files cache vouches for (U) keeps its fingerprint into the next baseline
+    rewritten.write_bytes(b"b" * 100)  # same content again: only metadata moved
+    diff, paths, _ = one_run({touched: "U", rewritten: "M", big: "U"}, "a2")
+    assert paths == [] and (diff.modified, diff.unchanged) == (0, 3)
