@@ -41,9 +41,10 @@ def test_documented_example_parses_exactly() -> None:
     assert config.borg == "borg" and job.check is None and job.dataset_diff == "exact"
 
 
-def test_shipped_example_config_is_valid() -> None:
-    config = parse_config((ROOT / "examples" / "config.toml").read_text(), "examples/config.toml")
-    assert config.jobs
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").rglob("*.toml")), ids=lambda p: p.name)
+def test_shipped_example_configs_are_valid(example: Path) -> None:
+    config = parse_config(example.read_text(), str(example))
+    assert config.jobs or config.repositories
 
 
 @pytest.mark.parametrize(("text", "expected"), [
