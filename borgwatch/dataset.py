@@ -11,9 +11,9 @@ counts come from set operations there — memory stays flat whatever the file co
 * in it, status A/M/C, same size, mtime, ctime and inode     -> unchanged (e.g. the newest file of the
   last run, which borg never caches; content cannot change without moving ctime)
 * in it, status A/M/C, same size, other metadata moved (touch, chmod, same-size rewrite): ``exact``
-  compares content fingerprints (blake2b of files borgwatch read right after borg did, kept in the
-  index while borg's files cache says the file is unchanged) and asks ``borg diff --content-only`` only
-  about the files that have no fingerprint on both sides; ``fast`` decides by mtime
+  compares content fingerprints (``borgwatch.fingerprint``: taken while borg reads the file, kept in the
+  index while borg's files cache vouches for the file) and asks ``borg diff --content-only`` only about
+  the files without a fingerprint on both sides; ``fast`` decides by mtime
 * previous files that the run did not see                    -> removed
 * status E                                                    -> error
 """
@@ -26,14 +26,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from borgwatch.fingerprint import Fingerprinter, stat_key
 from borgwatch.model import DatasetDiff
 
 REGULAR = ("A", "M", "U", "C")  # statuses of regular files borg stored (hardlink slaves 'h' excluded)
 CHANGED = ("A", "M", "C")
 BATCH = 5000
 SCHEMA = "2"
-FINGERPRINT_MAX_FILE = 64 << 20  # bigger files (VM images…) are left to borg diff
-FINGERPRINT_BUDGET = 4 << 30  # bytes re-read per run at most (a first backup of a big tree stays cheap)
 
 
 def path_hash(path: str) -> int:
@@ -64,9 +63,17 @@ class DatasetIndex:
             "ino INTEGER, path TEXT);"
             "DROP TABLE IF EXISTS content_changed;"
             "CREATE TABLE content_changed(h INTEGER PRIMARY KEY);"
+            "DROP TABLE IF EXISTS cur_digest;"
+            "CREATE TABLE cur_digest(h INTEGER PRIMARY KEY, digest BLOB, path TEXT, size INTEGER, mtime INTEGER, "
+            "ctime INTEGER);"
         )
         self._rows: list[tuple[int, str, int | None, int | None, int | None, int | None, str | None]] = []
+        self.fingerprints: Fingerprinter | None = None
         self.db.execute("BEGIN")
+
+    def start_fingerprints(self, fingerprinter: Fingerprinter | None = None) -> None:
+        """Fingerprint A/M files while borg reads them (exact mode)."""
+        self.fingerprints = fingerprinter or Fingerprinter()
 
     # -- recording (hot path: one call per file_status event) --------------------------------------
     def record(self, status: str, path: str) -> None:
@@ -79,13 +86,18 @@ class DatasetIndex:
                 size, mtime, ctime, ino = st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
             except OSError:
                 pass
-        self._rows.append((path_hash(archive_path(path)), status, size, mtime, ctime, ino, stored_path))
+        h = path_hash(archive_path(path))
+        self._rows.append((h, status, size, mtime, ctime, ino, stored_path))
+        if self.fingerprints is not None and status in ("A", "M") and size is not None:
+            self.fingerprints.offer(h, path, (size, mtime, ctime))  # type: ignore[arg-type]
         if len(self._rows) >= BATCH:
             self._flush()
 
     def _flush(self) -> None:
         self.db.executemany("INSERT INTO cur_raw VALUES (?,?,?,?,?,?,?)", self._rows)
         self._rows.clear()
+        if self.fingerprints is not None:
+            self.db.executemany("INSERT OR REPLACE INTO cur_digest VALUES (?,?,?,?,?,?)", self.fingerprints.take())
 
     # -- evaluation ---------------------------------------------------------------------------------
     def _meta(self, key: str) -> str | None:
@@ -99,35 +111,32 @@ class DatasetIndex:
         return int(self.db.execute(sql).fetchone()[0])
 
     def finish_recording(self) -> None:
+        if self.fingerprints is not None:
+            self.fingerprints.close()
         self._flush()
         # a path listed twice (A, then C after it changed while read): the later line wins
         self.db.execute("INSERT OR REPLACE INTO cur SELECT *, NULL FROM cur_raw ORDER BY h, rowid")
         self.db.execute("DELETE FROM cur_raw")
+        self._keep_unmoved_fingerprints()
 
-    def fingerprint(self, budget: int = FINGERPRINT_BUDGET, max_file: int = FINGERPRINT_MAX_FILE) -> int:
-        """Fingerprint the A/M files borg has just read (their pages are warm): blake2b of the content,
-        kept only if size, mtime and ctime were the same at recording time, before and after reading.
-        Returns the bytes read."""
-        self.db.execute("DROP TABLE IF EXISTS cur_digest")
-        self.db.execute("CREATE TABLE cur_digest(h INTEGER PRIMARY KEY, digest BLOB)")
-        spent, batch = 0, []
-        rows = self.db.execute("SELECT h, path, size, mtime, ctime FROM cur WHERE status IN ('A','M') AND "
-                               "path IS NOT NULL AND size IS NOT NULL AND size <= ?", (max_file,))
-        for h, path, size, mtime, ctime in rows:
-            if spent + size > budget:
-                break
-            digest = _content_digest(path, (size, mtime, ctime))
-            if digest is not None:
-                spent += size
-                batch.append((h, digest))
-            if len(batch) >= BATCH:
-                self.db.executemany("INSERT OR REPLACE INTO cur_digest VALUES (?,?)", batch)
-                batch.clear()
-        self.db.executemany("INSERT OR REPLACE INTO cur_digest VALUES (?,?)", batch)
+    def _keep_unmoved_fingerprints(self) -> None:
+        """A fingerprint counts only if the file has not moved since borg announced it: then borg and
+        borgwatch read the same bytes (and a C or E status drops it)."""
+        kept = []
+        for h, path, size, mtime, ctime in self.db.execute(
+                "SELECT d.h, d.path, d.size, d.mtime, d.ctime FROM cur_digest d JOIN cur USING(h) "
+                "WHERE cur.status IN ('A','M')"):
+            try:
+                if stat_key(os.lstat(path)) == (size, mtime, ctime):
+                    kept.append((h,))
+            except OSError:
+                pass
+        self.db.execute("CREATE TEMP TABLE IF NOT EXISTS digest_ok(h INTEGER PRIMARY KEY)")
+        self.db.executemany("INSERT OR IGNORE INTO digest_ok VALUES (?)", kept)
         self.db.execute("UPDATE cur SET digest = (SELECT digest FROM cur_digest d WHERE d.h = cur.h) "
-                        "WHERE h IN (SELECT h FROM cur_digest)")
-        self.db.execute("DROP TABLE cur_digest")
-        return spent
+                        "WHERE h IN (SELECT h FROM digest_ok)")
+        self.db.execute("DELETE FROM digest_ok")
+        self.db.execute("DELETE FROM cur_digest")
 
     def evaluate(self, has_previous: bool) -> DatasetDiff:
         """Counts before same-size candidates are resolved (they are left in ``verified``)."""
@@ -203,6 +212,8 @@ class DatasetIndex:
     def close(self) -> None:
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
+        if self.fingerprints is not None:
+            self.fingerprints.close(wait=0)
         for table in ("cur", "cur_raw", "content_changed", "cur_digest"):
             self.db.execute(f"DROP TABLE IF EXISTS {table}")
         self.db.close()
@@ -215,32 +226,6 @@ _CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('
 
 
 _NEEDS_BORG = _CANDIDATES + " AND (cur.digest IS NULL OR prev.digest IS NULL)"
-
-
-def _content_digest(path: str, recorded: tuple[int, int, int]) -> bytes | None:
-    flags = os.O_RDONLY | os.O_NOFOLLOW | getattr(os, "O_NOATIME", 0)
-    try:
-        try:
-            fd = os.open(path, flags)
-        except PermissionError:  # O_NOATIME needs ownership or CAP_FOWNER
-            fd = os.open(path, flags & ~getattr(os, "O_NOATIME", 0))
-    except OSError:
-        return None
-    try:
-        if _stat_key(os.fstat(fd)) != recorded:
-            return None
-        h = hashlib.blake2b(digest_size=16)
-        while chunk := os.read(fd, 1 << 20):
-            h.update(chunk)
-        return h.digest() if _stat_key(os.fstat(fd)) == recorded else None
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def _stat_key(st: os.stat_result) -> tuple[int, int, int]:
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 def archive_path(path: str) -> str:

@@ -161,6 +161,8 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
             ctx.event("info", "file_status", ctx.redact(event.path), status=event.status)
 
     runner.extra = on_file
+    if index is not None and ctx.job.dataset_diff == "exact":
+        index.start_fingerprints()
     list_files = index is not None or log_files
     argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.lock_wait, list_files,
                             progress=ctx.on_progress is not None)
@@ -208,8 +210,6 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
     """Evaluate the recorded index; in exact mode ask borg diff about same-size changes only."""
     started, t0 = time.time(), time.monotonic()
     ctx.event("info", "stage_started", "stage diff started", stage="diff")
-    if mode == "exact":
-        index.fingerprint()
     diff = index.evaluate(has_previous)
     rc, status, message = 0, "success", ""
     if diff.verified and mode == "fast":

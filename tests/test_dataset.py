@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from borgwatch.dataset import DatasetIndex, archive_path
+from borgwatch.fingerprint import Fingerprinter, content_digest
 
 
 def run(index_path: Path, statuses: dict[Path, str], previous: str | None, changed: tuple[str, ...] = ()):  # noqa: ANN201
@@ -93,16 +94,17 @@ def test_fingerprints_settle_same_size_changes_without_borg(tmp_path: Path) -> N
 
     def one_run(statuses: dict[Path, str], previous: str | None, max_file: int = 1 << 20):  # noqa: ANN202
         index = DatasetIndex(db)
+        fingerprints = Fingerprinter(max_file=max_file)
+        index.start_fingerprints(fingerprints)
         for path, status in statuses.items():
             index.record(status, str(path))
         index.finish_recording()
-        spent = index.fingerprint(max_file=max_file)
         diff = index.evaluate(has_previous=previous is not None)
         paths = sorted(index.candidate_paths())
         index.resolve_by_content(diff, [])
         index.promote("a2" if previous else "a1")
         index.close()
-        return diff, paths, spent
+        return diff, paths, fingerprints.reserved
 
     _, _, spent = one_run({touched: "A", rewritten: "A", big: "A"}, None)
     assert spent == 400
@@ -117,3 +119,27 @@ def test_fingerprints_settle_same_size_changes_without_borg(tmp_path: Path) -> N
     rewritten.write_bytes(b"b" * 100)  # same content again: only metadata moved
     diff, paths, _ = one_run({touched: "U", rewritten: "M", big: "U"}, "a2")
     assert paths == [] and (diff.modified, diff.unchanged) == (0, 3)
+
+
+def test_a_file_that_moves_after_it_was_announced_gets_no_fingerprint(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"old")
+    index = DatasetIndex(tmp_path / "idx.db")
+    index.start_fingerprints()
+    index.record("A", str(f))
+    f.write_bytes(b"new!")  # changed after borg announced (and maybe read) it
+    index.finish_recording()
+    assert index.count("SELECT count(*) FROM cur WHERE digest IS NOT NULL") == 0
+    index.close()
+
+
+def test_content_digest_checks_the_announced_file(tmp_path: Path) -> None:
+    f = tmp_path / "f"
+    f.write_bytes(b"abc")
+    st = f.stat()
+    key = (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    assert content_digest(str(f), key) is not None
+    assert content_digest(str(f), (4, key[1], key[2])) is None
+    link = tmp_path / "link"
+    link.symlink_to(f)
+    assert content_digest(str(link), key) is None  # never follows a symlink
