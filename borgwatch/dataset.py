@@ -122,17 +122,11 @@ class DatasetIndex:
     def _keep_unmoved_fingerprints(self) -> None:
         """A fingerprint counts only if the file has not moved since borg announced it: then borg and
         borgwatch read the same bytes (and a C or E status drops it)."""
-        kept = []
-        for h, path, size, mtime, ctime in self.db.execute(
-                "SELECT d.h, d.path, d.size, d.mtime, d.ctime FROM cur_digest d JOIN cur USING(h) "
-                "WHERE cur.status IN ('A','M')"):
-            try:
-                if stat_key(os.lstat(path)) == (size, mtime, ctime):
-                    kept.append((h,))
-            except OSError:
-                pass
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS digest_ok(h INTEGER PRIMARY KEY)")
-        self.db.executemany("INSERT OR IGNORE INTO digest_ok VALUES (?)", kept)
+        rows = self.db.execute("SELECT d.h, d.path, d.size, d.mtime, d.ctime FROM cur_digest d JOIN cur USING(h) "
+                               "WHERE cur.status IN ('A','M')")
+        self.db.executemany("INSERT OR IGNORE INTO digest_ok VALUES (?)",  # streamed: no per-file list
+                            ((h,) for h, path, *key in rows if _unmoved(path, tuple(key))))
         self.db.execute("UPDATE cur SET digest = (SELECT digest FROM cur_digest d WHERE d.h = cur.h) "
                         "WHERE h IN (SELECT h FROM digest_ok)")
         self.db.execute("DELETE FROM digest_ok")
@@ -226,6 +220,13 @@ _CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('
 
 
 _NEEDS_BORG = _CANDIDATES + " AND (cur.digest IS NULL OR prev.digest IS NULL)"
+
+
+def _unmoved(path: str, key: tuple[int, ...]) -> bool:
+    try:
+        return stat_key(os.lstat(path)) == key
+    except OSError:
+        return False
 
 
 def archive_path(path: str) -> str:

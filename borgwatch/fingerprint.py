@@ -90,8 +90,11 @@ def content_digest(path: str, expected: Key) -> bytes | None:
         if stat_key(os.fstat(fd)) != expected:
             return None
         h = hashlib.blake2b(digest_size=16)
-        while chunk := os.read(fd, 1 << 20):
+        left = expected[0]
+        # reads sized to the file: a fixed 1 MiB read would allocate (mmap) 1 MiB per small file
+        while chunk := os.read(fd, min(left + 1, 1 << 20)):
             h.update(chunk)
+            left = max(0, left - len(chunk))
         return h.digest() if stat_key(os.fstat(fd)) == expected else None
     except OSError:
         return None
