@@ -29,7 +29,6 @@ from pathlib import Path
 from borgwatch.fingerprint import Fingerprinter, stat_key
 from borgwatch.model import DatasetDiff
 
-REGULAR = ("A", "M", "U", "C")  # statuses of regular files borg stored (hardlink slaves 'h' excluded)
 CHANGED = ("A", "M", "C")
 BATCH = 5000
 SCHEMA = "2"

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 RUN_STATUSES = ("success", "warning", "error", "interrupted")
-STAGES = ("create", "diff", "prune", "compact", "check")
 DATASET_CHANGES = ("added", "modified", "unchanged", "removed", "error")
 
 

@@ -21,10 +21,6 @@ class BorgVersion:
     patch: int
     text: str
 
-    @property
-    def modern_exit_codes(self) -> bool:
-        return (self.major, self.minor) >= (1, 4)
-
 
 def find_borg(borg: str) -> str:
     path = shutil.which(borg)
