@@ -9,6 +9,7 @@ from borgwatch import console
 from borgwatch.config.load import load_config
 from borgwatch.config.schema import Config
 from borgwatch.errors import EXIT_ERROR, ConfigError, UserError
+from borgwatch.lock import JobLock
 from borgwatch.runner import RunOptions, run_job
 from borgwatch.state import load_state
 
@@ -73,10 +74,9 @@ def status_rows(config: Config) -> list[dict]:
     for name in config.jobs:
         state, _ = load_state(Path(config.state_dir), name)
         last = state.previous_result()
-        lock = Path(config.state_dir) / f"{name}.lock"
         rows.append({
             "job": name,
-            "running": _locked(lock),
+            "running": JobLock(Path(config.state_dir), name).held(),
             "status": last.status if last else None,
             "exit_code": last.exit_code if last else None,
             "started_at": last.started_at if last else None,
@@ -89,22 +89,6 @@ def status_rows(config: Config) -> list[dict]:
             "error": last.error if last else None,
         })
     return rows
-
-
-def _locked(lock: Path) -> bool:
-    import fcntl
-    import os
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def status_command(config_path: str | None, as_json: bool) -> int:

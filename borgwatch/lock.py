@@ -36,3 +36,17 @@ class JobLock:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+    def held(self) -> bool:
+        """Whether a run of this job holds the lock right now (for `borgwatch status`)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)

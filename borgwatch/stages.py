@@ -6,7 +6,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
 from borgwatch.borg import argv as borg_argv
@@ -39,7 +39,7 @@ class StageContext:
     on_message: Callable[[str, str], None] | None = None  # (level, text) for the console
     current: BorgProcess | None = None
     interrupted: int | None = None  # signal number once borgwatch was asked to stop
-    files_logged: int = field(default=0)
+    files_logged: int = 0
 
     def event(self, level: str, event: str, message: str, **fields: object) -> None:
         if len(self.result.events) >= MAX_EVENTS:
