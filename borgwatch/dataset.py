@@ -1,21 +1,23 @@
 """Exact dataset diff of a run against the job's previous archive.
 
 Borg's status letters describe its files cache, not the previous archive, and create never reports
-removals. So every ``file_status`` of the run is recorded (8-byte path hash, status, and for A/M/C files
+removals. So every ``file_status`` of the run is recorded (8-byte path hash, status, and for A/M/C/h files
 size and mtime from lstat) in an on-disk SQLite index next to the previous archive's index, and the
 counts come from set operations there — memory stays flat whatever the file count:
 
-* not in the previous archive                              -> added
-* in it, status U (files-cache hit)                         -> unchanged
-* in it, status A/M/C and the size differs                  -> modified
-* in it, status A/M/C, same size, mtime, ctime and inode     -> unchanged (e.g. the newest file of the
+* not in the previous archive                                -> added
+* in it, status U (files-cache hit)                           -> unchanged
+* in it, status A/M/C/h and the size differs                  -> modified
+* in it, status A/M/C/h, same size, mtime, ctime and inode    -> unchanged (e.g. the newest file of the
   last run, which borg never caches; content cannot change without moving ctime)
-* in it, status A/M/C, same size, other metadata moved (touch, chmod, same-size rewrite): ``exact``
+* in it, status A/M/C/h, same size, other metadata moved (touch, chmod, same-size rewrite): ``exact``
   compares content fingerprints (``borgwatch.fingerprint``: taken while borg reads the file, kept in the
-  index while borg's files cache vouches for the file) and asks ``borg diff --content-only`` only about
-  the files without a fingerprint on both sides; ``fast`` decides by mtime
+  index while borg's files cache vouches for the file); a previous fingerprint that is missing comes from
+  ``borg list --format {blake2b}`` on the previous archive (one archive's metadata), and only what is
+  still undecided goes to ``borg diff --content-only`` (both archives); ``fast`` decides by mtime
 * previous files that the run did not see                    -> removed
 * status E                                                    -> error
+(h: another name of a hard-linked file; borg 1.x never caches hard-linked files, so they show A or h.)
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from pathlib import Path
 from borgwatch.fingerprint import Fingerprinter, stat_key
 from borgwatch.model import DatasetDiff
 
-CHANGED = ("A", "M", "C")
+CHANGED = ("A", "M", "C", "h")  # h: another name of a hard-linked file borg has just read
 BATCH = 5000
-SCHEMA = "2"
+SCHEMA = "3"  # 3: fingerprints are blake2b-512 cut to 16 bytes (comparable with borg list's {blake2b})
 
 
 def path_hash(path: str) -> int:
@@ -68,11 +70,13 @@ class DatasetIndex:
         )
         self._rows: list[tuple[int, str, int | None, int | None, int | None, int | None, str | None]] = []
         self.fingerprints: Fingerprinter | None = None
+        self._has_prev = False
         self.db.execute("BEGIN")
 
     def start_fingerprints(self, fingerprinter: Fingerprinter | None = None) -> None:
         """Fingerprint A/M files while borg reads them (exact mode)."""
         self.fingerprints = fingerprinter or Fingerprinter()
+        self._has_prev = self.db.execute("SELECT 1 FROM prev LIMIT 1").fetchone() is not None
 
     # -- recording (hot path: one call per file_status event) --------------------------------------
     def record(self, status: str, path: str) -> None:
@@ -87,10 +91,16 @@ class DatasetIndex:
                 pass
         h = path_hash(archive_path(path))
         self._rows.append((h, status, size, mtime, ctime, ino, stored_path))
-        if self.fingerprints is not None and status in ("A", "M") and size is not None:
-            self.fingerprints.offer(h, path, (size, mtime, ctime))  # type: ignore[arg-type]
+        if self.fingerprints is not None and status in ("A", "M", "h") and size is not None:
+            key = (size, mtime, ctime)
+            self.fingerprints.offer(h, path, key, self._has_prev and self._is_candidate(h, key, ino))  # type: ignore[arg-type]
         if len(self._rows) >= BATCH:
             self._flush()
+
+    def _is_candidate(self, h: int, key: tuple[int, int, int], ino: int | None) -> bool:
+        """Same size as in the previous archive, metadata moved: the diff needs this file's content."""
+        row = self.db.execute("SELECT size, mtime, ctime, ino FROM prev WHERE h=?", (h,)).fetchone()
+        return row is not None and row[0] in (key[0], None) and (row[1], row[2], row[3]) != (key[1], key[2], ino)
 
     def _flush(self) -> None:
         self.db.executemany("INSERT INTO cur_raw VALUES (?,?,?,?,?,?,?)", self._rows)
@@ -123,7 +133,7 @@ class DatasetIndex:
         borgwatch read the same bytes (and a C or E status drops it)."""
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS digest_ok(h INTEGER PRIMARY KEY)")
         rows = self.db.execute("SELECT d.h, d.path, d.size, d.mtime, d.ctime FROM cur_digest d JOIN cur USING(h) "
-                               "WHERE cur.status IN ('A','M')")
+                               "WHERE cur.status IN ('A','M','h')")
         self.db.executemany("INSERT OR IGNORE INTO digest_ok VALUES (?)",  # streamed: no per-file list
                             ((h,) for h, path, *key in rows if _unmoved(path, tuple(key))))
         self.db.execute("UPDATE cur SET digest = (SELECT digest FROM cur_digest d WHERE d.h = cur.h) "
@@ -132,28 +142,55 @@ class DatasetIndex:
         self.db.execute("DELETE FROM cur_digest")
 
     def evaluate(self, has_previous: bool) -> DatasetDiff:
-        """Counts before same-size candidates are resolved (they are left in ``verified``)."""
-        regular = "cur.status IN ('A','M','U','C')"
-        error = self.count("SELECT count(*) FROM cur WHERE status='E'")
+        """Counts before same-size candidates are resolved (they are left in ``verified``). One pass over
+        this run's files joined with the previous archive's, one count of the previous archive."""
+        regular = "cur.status IN ('A','M','U','C','h')"
         if not has_previous:
-            added = self.count(f"SELECT count(*) FROM cur WHERE {regular}")
+            added, error = self.db.execute(f"SELECT count(*) FILTER (WHERE {regular}), "
+                                           "count(*) FILTER (WHERE status='E') FROM cur").fetchone()
             return DatasetDiff(added=added, error=error, method="first", exact=True)
-        added = self.count(f"SELECT count(*) FROM cur LEFT JOIN prev USING(h) WHERE {regular} "
-                           "AND prev.h IS NULL")
-        unchanged = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status='U'")
-        modified = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C') "
-                              "AND cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size")
-        removed = self.count("SELECT count(*) FROM prev LEFT JOIN cur USING(h) WHERE cur.h IS NULL")
-        changed_status = self.count("SELECT count(*) FROM cur JOIN prev USING(h) WHERE cur.status IN "
-                                    "('A','M','C')")
-        candidates = self.count(_CANDIDATES.format(cols="count(*)"))
+        changed = "prev.h IS NOT NULL AND cur.status IN ('A','M','C','h')"
+        resized = "cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size"
+        candidate = f"{changed} AND NOT ({resized}) AND NOT {_UNMOVED}"
+        both = f"{candidate} AND cur.digest IS NOT NULL AND prev.digest IS NOT NULL"
+        row = self.db.execute(
+            f"SELECT count(*) FILTER (WHERE prev.h IS NULL AND {regular}), "
+            "count(*) FILTER (WHERE prev.h IS NOT NULL AND cur.status = 'U'), "
+            f"count(*) FILTER (WHERE {changed} AND {resized}), count(*) FILTER (WHERE {changed}), "
+            f"count(*) FILTER (WHERE {candidate}), count(*) FILTER (WHERE {both} AND cur.digest != prev.digest), "
+            f"count(*) FILTER (WHERE {both} AND cur.digest = prev.digest), count(*) FILTER (WHERE cur.status='E'), "
+            "count(prev.h) FROM cur LEFT JOIN prev USING(h)").fetchone()
+        added, unchanged, modified, changed_status, candidates, digest_changed, digest_same, error, seen = row
+        removed = self.count("SELECT count(*) FROM prev") - seen
         identical = changed_status - modified - candidates  # borg re-read them, but nothing moved
-        by_digest = _CANDIDATES.format(cols="count(*)") + " AND cur.digest IS NOT NULL AND prev.digest IS NOT NULL"
-        digest_changed = self.count(by_digest + " AND cur.digest != prev.digest")
-        digest_same = self.count(by_digest + " AND cur.digest = prev.digest")
         return DatasetDiff(added=added, modified=modified + digest_changed,
                            unchanged=unchanged + identical + digest_same, removed=removed, error=error,
                            verified=candidates - digest_changed - digest_same)
+
+    def prev_digests_wanted(self, max_bytes: int, max_files: int) -> list[str]:
+        """Candidates fingerprinted in this run whose previous fingerprint is missing (at most
+        ``max_files`` files, ``max_bytes`` of file data for borg to read back from the repository)."""
+        rows = self.db.execute(_CANDIDATES.format(cols="cur.path, cur.size") + " AND cur.digest IS NOT NULL "
+                               "AND prev.digest IS NULL ORDER BY cur.size LIMIT ?", (max_files,))
+        paths, total = [], 0
+        for path, size in rows:
+            total += size or 0
+            if total > max_bytes:
+                break
+            paths.append(path)
+        return paths
+
+    def store_prev_digests(self, digests: Iterable[tuple[str, bytes]]) -> None:
+        """Fingerprints of the previous archive's files (archive path, digest) as borg computed them."""
+        self.db.executemany("UPDATE prev SET digest=? WHERE h=?",
+                            ((digest, path_hash(archive_path(path))) for path, digest in digests))
+
+    def hard_link_undecided(self) -> bool:
+        """A file still undecided has other names: borg diff cannot be restricted to paths then (borg 1.x
+        keeps a hard link's data on one of its names, which a path pattern may leave out)."""
+        sql = _NEEDS_BORG.format(cols="count(*)") + (" AND (cur.status = 'h' OR cur.ino IN "
+                                                      "(SELECT ino FROM cur WHERE status = 'h'))")
+        return self.count(sql) > 0
 
     def candidate_paths(self) -> Iterator[str]:
         """The candidates only borg can judge (no fingerprint on one side)."""
@@ -179,13 +216,13 @@ class DatasetIndex:
     def promote(self, archive: str) -> None:
         """This run's archive becomes the previous one (only after create committed an archive)."""
         self.db.execute("DELETE FROM prev WHERE h NOT IN (SELECT h FROM cur WHERE status IN "
-                        "('A','M','U','C'))")
+                        "('A','M','U','C','h'))")
         # a fingerprint survives only while borg's files cache vouches for the content (status U)
         self.db.execute("INSERT OR REPLACE INTO prev SELECT cur.h, coalesce(cur.size, prev.size), "
                         "coalesce(cur.mtime, prev.mtime), coalesce(cur.ctime, prev.ctime), "
                         "coalesce(cur.ino, prev.ino), CASE WHEN cur.status = 'U' THEN prev.digest "
                         "ELSE cur.digest END FROM cur LEFT JOIN prev USING(h) "
-                        "WHERE cur.status IN ('A','M','U','C')")
+                        "WHERE cur.status IN ('A','M','U','C','h')")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('archive', ?)", (archive,))
         self.db.execute("DELETE FROM cur")
         self.db.execute("COMMIT")
@@ -195,7 +232,7 @@ class DatasetIndex:
         self._rows.clear()
         self.db.execute("ROLLBACK")
 
-    def bootstrap(self, archive: str, files: Iterable[tuple[str, int]]) -> None:
+    def bootstrap(self, archive: str, files: Iterable[tuple[str, int | None]]) -> None:
         """Fill ``prev`` from a listing of the previous archive (state lost or first borgwatch run)."""
         self.db.execute("DELETE FROM prev")
         self.db.executemany("INSERT OR REPLACE INTO prev VALUES (?,?,NULL,NULL,NULL,NULL)",
@@ -212,10 +249,11 @@ class DatasetIndex:
         self.db.close()
 
 
+_UNMOVED = "coalesce(cur.mtime = prev.mtime AND cur.ctime = prev.ctime AND cur.ino = prev.ino, 0)"
 # same size (or unknown), and not provably untouched: these need a content verdict
-_CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C') "
+_CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C','h') "
                "AND NOT (cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size) "
-               "AND NOT coalesce(cur.mtime = prev.mtime AND cur.ctime = prev.ctime AND cur.ino = prev.ino, 0)")
+               f"AND NOT {_UNMOVED}")
 
 
 _NEEDS_BORG = _CANDIDATES + " AND (cur.digest IS NULL OR prev.digest IS NULL)"

@@ -14,16 +14,18 @@ from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.events import Event, FileStatus, LogMessage, Progress, Prompt, Text, msgid_suffix
 from borgwatch.borg.exitcodes import classify, signal_name
 from borgwatch.borg.process import BorgProcess, BorgRun
-from borgwatch.borg.results import diff_changed_content, parse_create_json, prune_action
+from borgwatch.borg.results import diff_changed_content, parse_create_json, parse_digest_listing, prune_action
 from borgwatch.config.schema import JobConfig
 from borgwatch.dataset import DatasetIndex, archive_path
-from borgwatch.model import PruneStats, RunEvent, RunResult, StageResult
+from borgwatch.fingerprint import DIGEST_BYTES
+from borgwatch.model import DatasetDiff, PruneStats, RunEvent, RunResult, StageResult
 from borgwatch.redact import Redactor
 
 MAX_EVENTS = 2000
 MAX_FILE_EVENTS = 10000
 MAX_DIFF_PATHS = 2000  # more same-size candidates than this: one unrestricted borg diff instead
 DIFF_TIMEOUT = 3600
+LIST_DIGEST_BYTES = 256 << 20  # file data borg may read back to fingerprint previous versions
 
 
 @dataclass
@@ -196,14 +198,16 @@ def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str
     return name
 
 
-def _regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int]]:
+def _regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int | None]]:
     for line in lines:
         try:
             item = json.loads(line)
         except ValueError:
             continue
         if item.get("type") == "-":
-            yield str(item.get("path", "")), int(item.get("size") or 0)
+            # a hard link whose data another item carries is listed with size 0: its size is unknown
+            size = None if item.get("source") else int(item.get("size") or 0)
+            yield str(item.get("path", "")), size
 
 
 def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bool) -> StageResult:
@@ -212,10 +216,13 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
     ctx.event("info", "stage_started", "stage diff started", stage="diff")
     diff = index.evaluate(has_previous)
     rc, status, message = 0, "success", ""
+    if diff.verified and mode == "exact":
+        diff = _previous_fingerprints(ctx, index, diff, has_previous)
     if diff.verified and mode == "fast":
         index.resolve_by_mtime(diff)
     elif diff.verified:
-        paths = list(index.candidate_paths()) if diff.verified <= MAX_DIFF_PATHS else []
+        restrict = diff.verified <= MAX_DIFF_PATHS and not index.hard_link_undecided()
+        paths = list(index.candidate_paths()) if restrict else []
         changed: list[str] = []
         runner = StageRunner(ctx, "diff", instrumentation=True)
         argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
@@ -243,6 +250,22 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
               stage="diff", exit_code=rc, duration_seconds=round(duration, 3), status=status,
               **diff.as_counts(), method=diff.method)
     return ctx.result.stages[-1]
+
+
+def _previous_fingerprints(ctx: StageContext, index: DatasetIndex, diff: DatasetDiff,
+                           has_previous: bool) -> DatasetDiff:
+    """Same-size candidates fingerprinted in this run but not in the previous one: one ``borg list`` of
+    the previous archive supplies the missing fingerprints (cheaper than a borg diff reading both)."""
+    paths = index.prev_digests_wanted(LIST_DIGEST_BYTES, MAX_DIFF_PATHS)
+    if not paths:
+        return diff
+    argv = borg_argv.list_digests(ctx.borg, ctx.job.repository, ctx.result.previous_archive, ctx.lock_wait,
+                                  [f"pf:{archive_path(p)}" for p in paths])
+    run = StageRunner(ctx, "diff", instrumentation=True).spawn(argv, DIFF_TIMEOUT)
+    if classify(run.returncode) not in ("success", "warning") or run.timed_out:
+        return diff  # borg diff decides them all
+    index.store_prev_digests(parse_digest_listing(run.stdout, DIGEST_BYTES))
+    return index.evaluate(has_previous)
 
 
 def run_prune(ctx: StageContext, glob: str) -> StageResult:

@@ -112,3 +112,44 @@ def test_redaction() -> None:
     assert r("Passphrase s3cret-pass wrong for ssh://bob:pw@host/repo") == \
         "Passphrase *** wrong for ssh://bob:***@host/repo"
     assert strip_url_credentials("ssh://bob@host/r") == "ssh://bob@host/r"
+
+
+def test_read_lines_batches_without_losing_or_splitting_lines() -> None:
+    import io
+    import os
+    import threading
+
+    from borgwatch.borg.process import read_lines
+
+    r, w = os.pipe()
+    expected = [f'{{"type": "file_status", "status": "U", "path": "/d/{i}"}}'.encode() for i in range(5000)]
+
+    def writer() -> None:
+        # one write per line like borg's line-buffered stderr, a line split across two writes,
+        # and a last line without a newline
+        for line in expected[:-2]:
+            os.write(w, line + b"\n")
+        os.write(w, expected[-2][:7])
+        os.write(w, expected[-2][7:] + b"\n")
+        os.write(w, expected[-1])
+        os.close(w)
+
+    echo = io.BytesIO()
+    t = threading.Thread(target=writer)
+    t.start()
+    got = list(read_lines(r, echo))
+    t.join()
+    os.close(r)
+    assert got == expected
+    assert echo.getvalue() == b"\n".join(expected)
+
+
+def test_list_digests_argv_and_parse() -> None:
+    from borgwatch.borg.results import parse_digest_listing
+
+    assert argv.list_digests("borg", "/r", "a1", 5, ["pf:x/y"]) == [
+        "borg", "list", "--log-json", "--show-rc", "--lock-wait", "5", "--format", "{blake2b}{TAB}{path}{NUL}",
+        "/r::a1", "pf:x/y"]
+    full = "ab" * 64
+    out = f"{full}\tdir/with\ttab\0\tdir/hardlink\0zz\tbroken\0".encode() + b"\0"
+    assert list(parse_digest_listing(out, 16)) == [("dir/with\ttab", bytes.fromhex(full)[:16])]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from borgwatch.dataset import DatasetIndex, archive_path
-from borgwatch.fingerprint import Fingerprinter, content_digest
+from borgwatch.fingerprint import Fingerprinter, content_digest, stat_key
 
 
 def run(index_path: Path, statuses: dict[Path, str], previous: str | None, changed: tuple[str, ...] = ()):  # noqa: ANN201
@@ -143,3 +143,22 @@ def test_content_digest_checks_the_announced_file(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(f)
     assert content_digest(str(link), key) is None  # never follows a symlink
+
+
+def test_fingerprints_come_from_the_page_cache_unless_needed(tmp_path: Path) -> None:
+    import hashlib
+
+    f = tmp_path / "f"
+    f.write_bytes(b"z" * 20000)
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+        key = stat_key(os.fstat(fd))
+        expected = hashlib.blake2b(b"z" * 20000).digest()[:16]  # what borg list --format {blake2b} gives
+        os.read(fd, 30000)  # cached now
+        assert content_digest(str(f), key, cached_only=True) == expected
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # what borg does after reading a file
+        assert content_digest(str(f), key, cached_only=True) is None  # never reads the disk for it
+        assert content_digest(str(f), key) == expected  # a file the diff needs is read anyway
+    finally:
+        os.close(fd)

@@ -253,16 +253,25 @@ def test_demo_command(tmp_path) -> None:  # noqa: ANN001
     assert m[("borgwatch_dataset_files", job | {("change", "unchanged")})] == 198
 
 
-def test_same_size_change_without_fingerprints_is_settled_by_borg_diff(workspace: Workspace) -> None:
+def test_missing_previous_fingerprints_come_from_borg_list_and_hard_links_from_borg_diff(
+        workspace: Workspace) -> None:
     ws = workspace
     host = socket.gethostname()
+    linked = ws.src / "linked-a.bin"
+    linked.write_bytes(b"x" * 3000)
+    (ws.src / "linked-b.bin").hardlink_to(linked)
     assert ws.borg_cmd("create", f"{ws.repo}::{host}-home-by-hand", str(ws.src)).returncode == 0
-    target = sorted(ws.src.rglob("*.bin"))[0]
+    target = sorted(ws.src.rglob("f*.bin"))[0]
     target.write_bytes(bytes(b ^ 0x55 for b in target.read_bytes()))  # same size, new content
+    linked.write_bytes(b"y" * 3000)  # same size, new content, seen through both names
     time.sleep(1.05)
     proc = ws.run("--json")
     assert proc.returncode == 0, proc.stderr
-    dataset = json.loads(proc.stdout)["dataset"]
-    # the rebuilt baseline has no fingerprints: borg diff had to judge this file (and any file borg's
-    # files cache did not vouch for)
-    assert (dataset["modified"], dataset["unchanged"]) == (1, 59) and dataset["verified"] >= 1
+    result = json.loads(proc.stdout)
+    dataset = result["dataset"]
+    # the rebuilt baseline has no fingerprints: borg list supplied them for the previous archive; only
+    # the hard link whose data borg stored under the other name was left for borg diff
+    assert (dataset["modified"], dataset["unchanged"], dataset["added"]) == (3, 59, 0), str(dataset)
+    assert dataset["verified"] == 1
+    new, old = archives(ws)[-1], f"{host}-home-by-hand"
+    assert ground_truth(ws, old, new)["modified"] == 3

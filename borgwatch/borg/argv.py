@@ -81,6 +81,13 @@ def diff(borg: str, repository: str, old: str, new: str, lock_wait: int,
             f"{repository}::{old}", new, *(paths or [])]
 
 
+def list_digests(borg: str, repository: str, archive: str, lock_wait: int, paths: list[str]) -> list[str]:
+    """Content fingerprints (blake2b-512, hex) of the archived files matching ``paths`` (``pf:`` patterns):
+    one pass over one archive's metadata, file data read only for the matches."""
+    return [*base(borg, "list", lock_wait), "--format", "{blake2b}{TAB}{path}{NUL}", f"{repository}::{archive}",
+            *paths]
+
+
 def list_archives(borg: str, repository: str, lock_wait: int, glob: str | None = None,
                   last: int | None = None) -> list[str]:
     argv = [*base(borg, "list", lock_wait), "--json"]

@@ -1,15 +1,16 @@
-"""Run one borg command: no shell, stdin=/dev/null, own process group, stderr streamed line by line,
-stdout collected, resources measured (psutil samples + the kernel's rusage at reap time)."""
+"""Run one borg command: no shell, stdin=/dev/null, own process group, stderr streamed line by line
+(read in batches), stdout collected, resources measured (psutil samples + the kernel's rusage at reap time)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -20,6 +21,9 @@ from borgwatch.borg.events import Event, parse_line
 from borgwatch.model import Resources
 
 SAMPLE_INTERVAL = 0.2
+PIPE_SIZE = 1 << 20  # the most an unprivileged process may ask for (fs.pipe-max-size)
+READ_SIZE = 256 << 10
+BATCH_WAIT = 0.01  # after a short read, let the pipe collect lines this long
 
 
 @dataclass
@@ -71,10 +75,7 @@ class BorgProcess:
         for t in threads:
             t.start()
         assert proc.stderr is not None
-        for raw in proc.stderr:
-            if echo is not None:
-                echo.write(raw)
-                echo.flush()
+        for raw in read_lines(proc.stderr.fileno(), echo):
             event = parse_line(raw)
             if event is not None:
                 on_event(event)
@@ -122,3 +123,42 @@ class BorgProcess:
             self.signal(signal.SIGTERM)
             if not self._done.wait(10):
                 self.signal(signal.SIGKILL)
+
+
+def read_lines(fd: int, echo: BinaryIO | None = None) -> Iterator[bytes]:
+    """The lines written to a pipe (without their newline), read in batches.
+
+    borg's stderr is line buffered: with ``--list`` it makes one write per file. A reader that wakes up
+    for each of them costs borg more than writing them does (measured: +1.0 s on a 100k-file incremental
+    ``borg create --list --log-json``, +25 %). So after a read that drained the pipe the reader waits
+    ``BATCH_WAIT`` and lets the lines pile up in a pipe made large enough for them. Reads stay small and
+    lines are cut out one at a time, so memory does not grow with the batch. ``echo`` receives the raw
+    bytes as they arrive (a prompt without a newline included).
+    """
+    with contextlib.suppress(OSError):  # best effort: a smaller pipe only means more wake-ups
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+    try:
+        read_size = min(READ_SIZE, fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ))
+    except OSError:
+        read_size = 65536
+    pending = b""
+    while chunk := os.read(fd, read_size):
+        if echo is not None:
+            echo.write(chunk)
+            echo.flush()
+        start = 0
+        end = chunk.find(b"\n")
+        if pending and end >= 0:
+            yield pending + chunk[:end]
+            pending, start = b"", end + 1
+            end = chunk.find(b"\n", start)
+        while end >= 0:
+            yield chunk[start:end]
+            start = end + 1
+            end = chunk.find(b"\n", start)
+        if start < len(chunk):
+            pending += chunk[start:]
+        if len(chunk) < read_size // 2:  # the pipe was drained: let it fill a little
+            time.sleep(BATCH_WAIT)
+    if pending:
+        yield pending

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from borgwatch.model import ArchiveStats, RepositoryStats
@@ -72,3 +73,17 @@ def diff_changed_content(obj: dict[str, Any]) -> bool:
         elif kind in ("added", "removed", "changed link", "changed type"):
             return True
     return False
+
+
+def parse_digest_listing(stdout: bytes, digest_bytes: int) -> Iterator[tuple[str, bytes]]:
+    """``borg list --format {blake2b}{TAB}{path}{NUL}`` -> (archive path, first ``digest_bytes`` of the
+    digest). borg 1.x prints no digest for a hard link whose data another item carries: such a path is
+    left out (borg diff decides it)."""
+    for record in stdout.split(b"\0"):
+        hexdigest, sep, path = record.decode("utf-8", "surrogateescape").partition("\t")
+        if not sep or len(hexdigest) != 128:
+            continue
+        try:
+            yield path, bytes.fromhex(hexdigest)[:digest_bytes]
+        except ValueError:
+            continue
