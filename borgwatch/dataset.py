@@ -11,10 +11,11 @@ counts come from set operations there — memory stays flat whatever the file co
 * in it, status A/M/C/h, same size, mtime, ctime and inode    -> unchanged (e.g. the newest file of the
   last run, which borg never caches; content cannot change without moving ctime)
 * in it, status A/M/C/h, same size, other metadata moved (touch, chmod, same-size rewrite): ``exact``
-  compares content fingerprints (``borgwatch.fingerprint``: taken while borg reads the file, kept in the
-  index while borg's files cache vouches for the file); a previous fingerprint that is missing comes from
-  ``borg list --format {blake2b}`` on the previous archive (one archive's metadata), and only what is
-  still undecided goes to ``borg diff --content-only`` (both archives); ``fast`` decides by mtime
+  compares content fingerprints (``borgwatch.fingerprint``: taken of these files only, while borg reads
+  them, and kept in the index while borg's files cache vouches for the file); a missing previous
+  fingerprint comes from ``borg list --format {blake2b}`` on the previous archive (one archive's
+  metadata), and only what is still undecided goes to ``borg diff --content-only`` (both archives);
+  ``fast`` decides by mtime
 * previous files that the run did not see                    -> removed
 * status E                                                    -> error
 (h: another name of a hard-linked file; borg 1.x never caches hard-linked files, so they show A or h.)
@@ -74,7 +75,7 @@ class DatasetIndex:
         self.db.execute("BEGIN")
 
     def start_fingerprints(self, fingerprinter: Fingerprinter | None = None) -> None:
-        """Fingerprint A/M files while borg reads them (exact mode)."""
+        """Fingerprint same-size candidates while borg reads them (exact mode)."""
         self.fingerprints = fingerprinter or Fingerprinter()
         self._has_prev = self.db.execute("SELECT 1 FROM prev LIMIT 1").fetchone() is not None
 
@@ -91,16 +92,16 @@ class DatasetIndex:
                 pass
         h = path_hash(archive_path(path))
         self._rows.append((h, status, size, mtime, ctime, ino, stored_path))
-        if self.fingerprints is not None and status in ("A", "M", "h") and size is not None:
-            key = (size, mtime, ctime)
-            self.fingerprints.offer(h, path, key, self._has_prev and self._is_candidate(h, key, ino))  # type: ignore[arg-type]
+        if (self.fingerprints is not None and self._has_prev and status in ("A", "M", "h") and size is not None
+                and self._is_candidate(h, size, mtime, ctime, ino)):
+            self.fingerprints.offer(h, path, (size, mtime, ctime))  # type: ignore[arg-type]
         if len(self._rows) >= BATCH:
             self._flush()
 
-    def _is_candidate(self, h: int, key: tuple[int, int, int], ino: int | None) -> bool:
+    def _is_candidate(self, h: int, size: int, mtime: int | None, ctime: int | None, ino: int | None) -> bool:
         """Same size as in the previous archive, metadata moved: the diff needs this file's content."""
         row = self.db.execute("SELECT size, mtime, ctime, ino FROM prev WHERE h=?", (h,)).fetchone()
-        return row is not None and row[0] in (key[0], None) and (row[1], row[2], row[3]) != (key[1], key[2], ino)
+        return row is not None and row[0] in (size, None) and (row[1], row[2], row[3]) != (mtime, ctime, ino)
 
     def _flush(self) -> None:
         self.db.executemany("INSERT INTO cur_raw VALUES (?,?,?,?,?,?,?)", self._rows)

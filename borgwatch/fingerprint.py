@@ -1,18 +1,18 @@
-"""Content fingerprints of the files borg reads, taken in a background thread while borg reads them.
+"""Content fingerprints of the files whose content the dataset diff must judge, taken in a background
+thread while borg reads them.
 
-The stream reader offers each A/M file; a worker thread hashes it (the first 16 bytes of blake2b-512, so
-that ``borg list --format {blake2b}`` gives the same fingerprint of an archived file). borg prints a
-file's status just before it reads the file and drops the file's pages afterwards (posix_fadvise
-DONTNEED, small files included), so by the time the worker gets to a file its pages are usually gone.
-Reading them again from disk doubled a first backup's I/O (measured: 21 s instead of 9.5 s for 100k
-files). So an offered file is hashed from the page cache only (``RWF_NOWAIT``: a page that is not cached
-ends the attempt, no I/O is started) — except the files the dataset diff *needs* in this run (same size
-as in the previous archive, metadata moved): those few are read whatever it costs.
+Only *candidates* are offered: files that were in the previous archive with the same size and whose
+metadata moved (touch, chmod, same-size rewrite) — usually a handful. Fingerprinting every file borg
+reads would read the data a second time: borg drops each file's pages right after reading it
+(posix_fadvise DONTNEED, small files included), and even a page-cache-only read (``RWF_NOWAIT``) starts
+readahead for the pages it misses. Measured on 100k files: a first backup took 21 s instead of 9.5 s.
 
-Nothing here ever blocks the stream: a full queue, an uncached page or an exhausted byte budget means
-"no fingerprint" (the dataset diff then asks borg about that file if it needs a verdict). A fingerprint
-is only kept when the file's size, mtime and ctime were the same when borg announced it, before and after
-hashing, and after the backup (checked by the index) — i.e. when borg and borgwatch read the same bytes.
+A fingerprint is the first 16 bytes of blake2b-512, the digest ``borg list --format {blake2b}`` prints,
+so the previous archive can supply the other side when the index has none. Nothing here ever blocks
+the stream: a full queue or an exhausted byte budget means "no fingerprint" (borg then decides). A
+fingerprint is only kept when the file's size, mtime and ctime were the same when borg announced it,
+before and after hashing, and after the backup (checked by the index) — i.e. when borg and borgwatch
+read the same bytes.
 """
 
 from __future__ import annotations
@@ -26,11 +26,10 @@ import threading
 Key = tuple[int, int, int]  # size, mtime_ns, ctime_ns
 
 MAX_FILE = 64 << 20  # bigger files (VM images…) are left to borg diff
-BUDGET = 4 << 30  # bytes hashed per run at most
+BUDGET = 1 << 30  # bytes hashed per run at most
 QUEUE = 1024  # files waiting at most (a slow disk makes the worker skip, never the stream wait)
 READ_SIZE = 256 << 10
 DIGEST_BYTES = 16
-_NOWAIT = getattr(os, "RWF_NOWAIT", None)
 DRAIN_SECONDS = 10.0  # how long the end of the stream waits for the worker's backlog
 
 
@@ -40,21 +39,20 @@ class Fingerprinter:
         self.budget = budget
         self.reserved = 0
         self.skipped = 0
-        self._queue: queue.Queue[tuple[int, str, Key, bool] | None] = queue.Queue(maxsize=QUEUE)
+        self._queue: queue.Queue[tuple[int, str, Key] | None] = queue.Queue(maxsize=QUEUE)
         self._results: list[tuple[int, bytes, str, int, int, int]] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._work, name="borgwatch-fingerprint", daemon=True)
         self._thread.start()
 
-    def offer(self, h: int, path: str, key: Key, needed: bool = False) -> None:
-        """``needed``: the dataset diff of this run needs it (read from disk if not cached)."""
+    def offer(self, h: int, path: str, key: Key) -> None:
         size = key[0]
         if size > self.max_file or self.reserved + size > self.budget:
             self.skipped += 1
             return
         try:
-            self._queue.put_nowait((h, path, key, needed))
+            self._queue.put_nowait((h, path, key))
         except queue.Full:
             self.skipped += 1
             return
@@ -74,22 +72,21 @@ class Fingerprinter:
         self._thread.join(5)
 
     def _work(self) -> None:
-        buffer = memoryview(bytearray(READ_SIZE))
+        buffer: memoryview | None = None
         while not self._stop.is_set():
             item = self._queue.get()
             if item is None:
                 return
-            h, path, key, needed = item
-            digest = content_digest(path, key, cached_only=not needed, buffer=buffer)
+            h, path, key = item
+            buffer = buffer or memoryview(bytearray(READ_SIZE))
+            digest = content_digest(path, key, buffer)
             if digest is not None:
                 with self._lock:
                     self._results.append((h, digest, path, *key))
 
 
-def content_digest(path: str, expected: Key, cached_only: bool = False,
-                   buffer: memoryview | None = None) -> bytes | None:
-    """blake2b of the file, or None when it is not the file that was announced (or moved while read), or
-    when ``cached_only`` and a page of it is not in the page cache (or the kernel cannot tell)."""
+def content_digest(path: str, expected: Key, buffer: memoryview | None = None) -> bytes | None:
+    """The file's fingerprint, or None when it is not the file that was announced (or moved while read)."""
     noatime = getattr(os, "O_NOATIME", 0)
     flags = os.O_RDONLY | os.O_NOFOLLOW | noatime
     try:
@@ -102,17 +99,14 @@ def content_digest(path: str, expected: Key, cached_only: bool = False,
     try:
         if stat_key(os.fstat(fd)) != expected:
             return None
-        if cached_only and _NOWAIT is None:
-            return None
-        flags = _NOWAIT if cached_only else 0
         view = buffer if buffer is not None else memoryview(bytearray(min(expected[0] + 1, READ_SIZE)))
         h = hashlib.blake2b()
         offset = 0
-        while n := os.preadv(fd, [view], offset, flags):  # type: ignore[arg-type]
+        while n := os.preadv(fd, [view], offset):
             h.update(view[:n])
             offset += n
         return h.digest()[:DIGEST_BYTES] if stat_key(os.fstat(fd)) == expected else None
-    except OSError:  # also EAGAIN (a page is not cached) and EOPNOTSUPP (the file system cannot tell)
+    except OSError:
         return None
     finally:
         os.close(fd)

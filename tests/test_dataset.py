@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from borgwatch.dataset import DatasetIndex, archive_path
-from borgwatch.fingerprint import Fingerprinter, content_digest, stat_key
+from borgwatch.fingerprint import Fingerprinter, content_digest
 
 
 def run(index_path: Path, statuses: dict[Path, str], previous: str | None, changed: tuple[str, ...] = ()):  # noqa: ANN201
@@ -92,7 +92,8 @@ def test_fingerprints_settle_same_size_changes_without_borg(tmp_path: Path) -> N
     big.write_bytes(b"a" * 200)
     db = tmp_path / "idx.db"
 
-    def one_run(statuses: dict[Path, str], previous: str | None, max_file: int = 1 << 20):  # noqa: ANN202
+    def one_run(statuses: dict[Path, str], previous: str | None, max_file: int = 1 << 20,
+                from_borg_list: dict[Path, bytes] | None = None):  # noqa: ANN202
         index = DatasetIndex(db)
         fingerprints = Fingerprinter(max_file=max_file)
         index.start_fingerprints(fingerprints)
@@ -100,37 +101,67 @@ def test_fingerprints_settle_same_size_changes_without_borg(tmp_path: Path) -> N
             index.record(status, str(path))
         index.finish_recording()
         diff = index.evaluate(has_previous=previous is not None)
+        wanted = index.prev_digests_wanted(1 << 20, 100)
+        if from_borg_list:  # what borg list --format {blake2b} says of the previous archive
+            index.store_prev_digests((str(p).lstrip("/"), blake(c)) for p, c in from_borg_list.items())
+            diff = index.evaluate(has_previous=True)
         paths = sorted(index.candidate_paths())
         index.resolve_by_content(diff, [])
         index.promote("a2" if previous else "a1")
         index.close()
-        return diff, paths, fingerprints.reserved
+        return diff, wanted, paths, fingerprints.reserved
 
-    _, _, spent = one_run({touched: "A", rewritten: "A", big: "A"}, None)
-    assert spent == 400
+    # a first backup reads nothing a second time
+    _, _, _, spent = one_run({touched: "A", rewritten: "A", big: "A"}, None)
+    assert spent == 0
     os.utime(touched, ns=(5, 5))
     rewritten.write_bytes(b"b" * 100)
     big.write_bytes(b"c" * 200)
-    # 'big' has no fingerprint this time (over the size limit): only it is left for borg diff
-    diff, paths, _ = one_run({touched: "M", rewritten: "M", big: "M"}, "a1", max_file=150)
+    # same size, metadata moved: these are read; the previous side comes from borg list, except 'big'
+    # (over the size limit here: no fingerprint, left for borg diff)
+    diff, wanted, paths, spent = one_run({touched: "M", rewritten: "M", big: "M"}, "a1", max_file=150,
+                                         from_borg_list={touched: b"a" * 100, rewritten: b"a" * 100})
+    assert spent == 200 and sorted(wanted) == sorted([str(touched), str(rewritten)])
     assert paths == [str(big)]
     assert (diff.modified, diff.unchanged, diff.verified) == (1, 2, 1)  # borg (here: none) judged big
-    # a file borg's files cache vouches for (U) keeps its fingerprint into the next baseline
+    # next time both sides are in the index: no borg at all
+    os.utime(touched, ns=(7, 7))
     rewritten.write_bytes(b"b" * 100)  # same content again: only metadata moved
-    diff, paths, _ = one_run({touched: "U", rewritten: "M", big: "U"}, "a2")
-    assert paths == [] and (diff.modified, diff.unchanged) == (0, 3)
+    diff, wanted, paths, _ = one_run({touched: "M", rewritten: "M", big: "U"}, "a2")
+    assert wanted == [] and paths == [] and (diff.modified, diff.unchanged, diff.verified) == (0, 3, 0)
+    rewritten.write_bytes(b"d" * 100)
+    diff, wanted, paths, _ = one_run({touched: "U", rewritten: "M", big: "U"}, "a2")
+    assert wanted == [] and paths == [] and (diff.modified, diff.unchanged) == (1, 2)
+
+
+def blake(content: bytes) -> bytes:
+    """As borg list's {blake2b}, cut like borgwatch's fingerprints."""
+    import hashlib
+
+    return hashlib.blake2b(content).digest()[:16]
 
 
 def test_a_file_that_moves_after_it_was_announced_gets_no_fingerprint(tmp_path: Path) -> None:
     f = tmp_path / "f"
     f.write_bytes(b"old")
-    index = DatasetIndex(tmp_path / "idx.db")
-    index.start_fingerprints()
+    db = tmp_path / "idx.db"
+    index = DatasetIndex(db)
     index.record("A", str(f))
-    f.write_bytes(b"new!")  # changed after borg announced (and maybe read) it
     index.finish_recording()
-    assert index.count("SELECT count(*) FROM cur WHERE digest IS NOT NULL") == 0
+    index.promote("a1")
     index.close()
+    for moves in (False, True):
+        os.utime(f, ns=(9, 9 + moves))  # same size, metadata moved: a candidate
+        index = DatasetIndex(db)
+        fingerprints = Fingerprinter()
+        index.start_fingerprints(fingerprints)
+        index.record("M", str(f))
+        fingerprints.close()  # hashed
+        if moves:
+            f.write_bytes(b"new")  # changed after borg announced (and maybe read) it
+        index.finish_recording()
+        assert index.count("SELECT count(*) FROM cur WHERE digest IS NOT NULL") == (0 if moves else 1)
+        index.close()
 
 
 def test_content_digest_checks_the_announced_file(tmp_path: Path) -> None:
@@ -143,22 +174,3 @@ def test_content_digest_checks_the_announced_file(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(f)
     assert content_digest(str(link), key) is None  # never follows a symlink
-
-
-def test_fingerprints_come_from_the_page_cache_unless_needed(tmp_path: Path) -> None:
-    import hashlib
-
-    f = tmp_path / "f"
-    f.write_bytes(b"z" * 20000)
-    fd = os.open(f, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-        key = stat_key(os.fstat(fd))
-        expected = hashlib.blake2b(b"z" * 20000).digest()[:16]  # what borg list --format {blake2b} gives
-        os.read(fd, 30000)  # cached now
-        assert content_digest(str(f), key, cached_only=True) == expected
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # what borg does after reading a file
-        assert content_digest(str(f), key, cached_only=True) is None  # never reads the disk for it
-        assert content_digest(str(f), key) == expected  # a file the diff needs is read anyway
-    finally:
-        os.close(fd)
