@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from borgwatch.metrics import SPECS
+from borgwatch.state import fsync_dir
 
 FullSample = tuple[str, dict[str, str], float]  # (exposed metric name, all labels, value)
 
@@ -75,16 +76,3 @@ def write_textfile(path: Path, registry: CollectorRegistry) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-
-
-def fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

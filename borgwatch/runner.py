@@ -106,7 +106,9 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
         ctx.event("info", "run_started", f"run of {job_name} started", repository=result.repository,
                   archive=archive, borg_version=version.text, run_id=result.run_id)
         stop.attach(ctx)
-        notify(sinks, "on_start", result, problems)
+        # the sinks start once borg runs: their imports, file writes and network calls overlap borg's
+        # own start-up instead of delaying it
+        ctx.on_borg_started = lambda: notify(sinks, "on_start", result, problems)
         _run_stages(ctx, config, job_name, job, state, host, archive, state_dir)
     except UserError as exc:
         result.error = redact(str(exc))
@@ -118,6 +120,8 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
             signal.signal(sig, handler)
         if env is not None:
             env.close()
+    if ctx is not None and ctx.on_borg_started is not None:  # no borg ran: start the sinks all the same
+        ctx.on_borg_started()
     finish_result(result, job, ctx)
     failed = deliver(sinks, result, problems)
     return RunOutcome(result, _exit_status(result, job, failed), problems)

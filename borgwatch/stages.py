@@ -42,6 +42,7 @@ class StageContext:
     current: BorgProcess | None = None
     interrupted: int | None = None  # signal number once borgwatch was asked to stop
     files_logged: int = 0
+    on_borg_started: Callable[[], None] | None = None  # called once, when the run's first borg is running
 
     def event(self, level: str, event: str, message: str, **fields: object) -> None:
         if len(self.result.events) >= MAX_EVENTS:
@@ -116,8 +117,9 @@ class StageRunner:
         ctx = self.ctx
         proc = BorgProcess(argv, ctx.env)
         ctx.current = proc
+        hook, ctx.on_borg_started = ctx.on_borg_started, None
         try:
-            run = proc.run(self, timeout=timeout, stdout_file=stdout_file)
+            run = proc.run(self, timeout=timeout, stdout_file=stdout_file, on_spawn=hook)
         finally:
             ctx.current = None
         ctx.result.resources.add(run.resources)

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from borgwatch.errors import UserError
-from borgwatch.exposition import fsync_dir
 from borgwatch.model import RunResult
 
 STATE_VERSION = 1
@@ -94,3 +93,17 @@ def state_from_result(result: RunResult, last_archive: str | None) -> JobState:
         sink_failures_total=dict(result.sink_failures_total),
         sink_dropped_total=dict(result.sink_dropped_total),
     )
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (best effort)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -14,8 +14,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-import psutil
-
 from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.events import Event, parse_line
 from borgwatch.model import Resources
@@ -56,8 +54,10 @@ class BorgProcess:
                 os.kill(proc.pid, signum)
 
     def run(self, on_event: Callable[[Event], None], timeout: float | None = None,
-            echo: BinaryIO | None = None, stdout_file: BinaryIO | None = None) -> BorgRun:
-        """``stdout_file``: large outputs (--json-lines listings) go to a file instead of memory."""
+            echo: BinaryIO | None = None, stdout_file: BinaryIO | None = None,
+            on_spawn: Callable[[], None] | None = None) -> BorgRun:
+        """``stdout_file``: large outputs (--json-lines listings) go to a file instead of memory.
+        ``on_spawn`` runs once borg is running (its output waits in the pipe meanwhile)."""
         for fd in self.env.pass_fds:  # a passphrase fd is read by every borg: rewind it
             os.lseek(fd, 0, os.SEEK_SET)
         started_wall, started = time.time(), time.monotonic()
@@ -74,6 +74,8 @@ class BorgProcess:
             threads.append(threading.Thread(target=self._watchdog, args=(timeout, timed_out), daemon=True))
         for t in threads:
             t.start()
+        if on_spawn is not None:
+            on_spawn()
         assert proc.stderr is not None
         for raw in read_lines(proc.stderr.fileno(), echo):
             event = parse_line(raw)
@@ -104,6 +106,8 @@ class BorgProcess:
             chunks.append(chunk)
 
     def _sample(self, pid: int) -> None:
+        import psutil  # here, not at the top: borg starts without waiting for it
+
         try:
             process = psutil.Process(pid)
             while not self._done.is_set():

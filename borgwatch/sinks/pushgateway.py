@@ -18,16 +18,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from prometheus_client import CollectorRegistry, pushadd_to_gateway
-from prometheus_client.exposition import basic_auth_handler, default_handler
-
-from borgwatch.exposition import build_registry, with_labels
 from borgwatch.metrics import job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.sinks.base import Sink
 from borgwatch.sinks.ping import DeliveryError, bounded_call
 
 if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
     from borgwatch.config.agent import PushgatewayConfig
     from borgwatch.config.schema import Config
 
@@ -53,11 +51,16 @@ def grouping_key(host: str, job: str) -> dict[str, str]:
 
 
 def job_registry(result: RunResult, job: str) -> CollectorRegistry:
+    from borgwatch.exposition import build_registry, with_labels  # prometheus_client: only when pushing
+
     return build_registry(with_labels(job_samples(result), backup_job=job))
 
 
 def push(cfg: PushgatewayConfig, host: str, job: str, registry: CollectorRegistry) -> None:
     """One POST to the gateway, bounded by ``cfg.timeout`` of wall time; raises DeliveryError."""
+    from prometheus_client import pushadd_to_gateway
+    from prometheus_client.exposition import basic_auth_handler, default_handler
+
     gateway, user, password = split_credentials(cfg.url)
 
     def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
