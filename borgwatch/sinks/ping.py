@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -59,6 +57,8 @@ def bounded_call(fn: Callable[[], T], timeout: float, what: str) -> T:
 
 
 def describe_error(exc: object) -> str:
+    import urllib.error  # (urllib.request costs ~8 ms: imported only when something is sent)
+
     if isinstance(exc, urllib.error.HTTPError):
         return f"HTTP {exc.code} {exc.reason}"
     if isinstance(exc, urllib.error.URLError):
@@ -81,6 +81,8 @@ def send(url: str, timeout: float, body: bytes | None = None) -> int:
     headers = {"User-Agent": USER_AGENT}
     if body is not None:
         headers["Content-Type"] = "application/json"
+
+    import urllib.request
 
     def call() -> int:
         request = urllib.request.Request(url, data=body, headers=headers, method="POST" if body else "GET")
