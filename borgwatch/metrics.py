@@ -54,7 +54,7 @@ JOB_METRICS: tuple[MetricSpec, ...] = (
     _g("borgwatch_archive_duration_seconds", "Duration of the archive creation as borg reports it.", (),
        "borg create --json archive.duration"),
     _g("borgwatch_dataset_files", "Regular files by change against the previous archive of the job.",
-       ("change",), "file status stream + previous index (+ fingerprints, borg diff for same-size changes)"),
+       ("change",), "file status stream + previous index (+ fingerprints, borg list/diff for same-size changes)"),
     _g("borgwatch_dataset_diff_exact", "1 if the dataset diff of the last run is exact, 0 if estimated.", (),
        "diff stage"),
     _g("borgwatch_log_messages", "Borg log messages of the last run by level.", ("level",),
