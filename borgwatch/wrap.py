@@ -3,7 +3,9 @@ can be known (exit code, duration, resources; archive stats when it is a ``creat
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -17,6 +19,7 @@ from borgwatch.borg.events import Event, LogMessage
 from borgwatch.borg.exitcodes import classify
 from borgwatch.borg.process import BorgProcess
 from borgwatch.borg.results import parse_create_json
+from borgwatch.borg.version import detect_version
 from borgwatch.config.load import config_path, load_config
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.errors import UserError
@@ -58,6 +61,10 @@ def _exec_locked(config: Config, name: str, job: JobConfig, argv: list[str], as_
                        check_last_success_at=state.check_last_success_at, runs_total=dict(state.runs_total),
                        sink_failures_total=dict(state.sink_failures_total),
                        sink_dropped_total=dict(state.sink_dropped_total))
+    borg_path = shutil.which(argv[0])
+    if borg_path:  # cached per binary: a borg --version only the first time this borg is seen
+        with contextlib.suppress(UserError):
+            result.borg_version = detect_version(borg_path, dict(os.environ), state_dir).text
     result.events.append(RunEvent(time.time(), "info", "run_started", f"exec of {name} started",
                                   {"command": redact(" ".join(argv))}))
     sinks = make_sinks(config, name)

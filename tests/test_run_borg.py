@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+import borgwatch
 from tests.conftest import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
 
 pytestmark = pytest.mark.slow
@@ -233,6 +234,8 @@ def test_exec_wraps_a_users_borg_command(workspace: Workspace) -> None:
     job = frozenset({("backup_job", "manual")})
     assert m[("borgwatch_stage_exit_code", job | {("stage", "create")})] == 0
     assert m[("borgwatch_archive_files", job)] == 60
+    version = subprocess.run([ws.borg, "--version"], capture_output=True, text=True).stdout.split()[-1]
+    assert m[("borgwatch_build_info", job | {("version", borgwatch.__version__), ("borg_version", version)})] == 1
     bad = ws.borgwatch("exec", "manual", "-c", str(ws.config), "--", ws.borg, "list", f"{ws.repo}::nope",
                        env=env)
     assert bad.returncode != 0
