@@ -33,6 +33,8 @@ from borgwatch.fingerprint import Fingerprinter, stat_key
 from borgwatch.model import DatasetDiff
 
 CHANGED = ("A", "M", "C", "h")  # h: another name of a hard-linked file borg has just read
+REGULAR = (*CHANGED, "U")
+FINGERPRINTED = ("A", "M", "h")  # not C: the file changed while borg read it
 BATCH = 5000
 SCHEMA = "3"  # 3: fingerprints are blake2b-512 cut to 16 bytes (comparable with borg list's {blake2b})
 
@@ -92,7 +94,7 @@ class DatasetIndex:
                 pass
         h = path_hash(archive_path(path))
         self._rows.append((h, status, size, mtime, ctime, ino, stored_path))
-        if (self.fingerprints is not None and self._has_prev and status in ("A", "M", "h") and size is not None
+        if (self.fingerprints is not None and self._has_prev and status in FINGERPRINTED and size is not None
                 and self._is_candidate(h, size, mtime, ctime, ino)):
             self.fingerprints.offer(h, path, (size, mtime, ctime))  # type: ignore[arg-type]
         if len(self._rows) >= BATCH:
@@ -100,8 +102,8 @@ class DatasetIndex:
 
     def _is_candidate(self, h: int, size: int, mtime: int | None, ctime: int | None, ino: int | None) -> bool:
         """Same size as in the previous archive, metadata moved: the diff needs this file's content."""
-        row = self.db.execute("SELECT size, mtime, ctime, ino FROM prev WHERE h=?", (h,)).fetchone()
-        return row is not None and row[0] in (size, None) and (row[1], row[2], row[3]) != (mtime, ctime, ino)
+        row = self.db.execute(_IS_CANDIDATE, {"h": h, "size": size, "mtime": mtime, "ctime": ctime, "ino": ino})
+        return row.fetchone() is not None
 
     def _flush(self) -> None:
         self.db.executemany("INSERT INTO cur_raw VALUES (?,?,?,?,?,?,?)", self._rows)
@@ -134,7 +136,7 @@ class DatasetIndex:
         borgwatch read the same bytes (and a C or E status drops it)."""
         self.db.execute("CREATE TEMP TABLE IF NOT EXISTS digest_ok(h INTEGER PRIMARY KEY)")
         rows = self.db.execute("SELECT d.h, d.path, d.size, d.mtime, d.ctime FROM cur_digest d JOIN cur USING(h) "
-                               "WHERE cur.status IN ('A','M','h')")
+                               f"WHERE cur.status IN {_sql_in(FINGERPRINTED)}")
         self.db.executemany("INSERT OR IGNORE INTO digest_ok VALUES (?)",  # streamed: no per-file list
                             ((h,) for h, path, *key in rows if _unmoved(path, tuple(key))))
         self.db.execute("UPDATE cur SET digest = (SELECT digest FROM cur_digest d WHERE d.h = cur.h) "
@@ -145,14 +147,14 @@ class DatasetIndex:
     def evaluate(self, has_previous: bool) -> DatasetDiff:
         """Counts before same-size candidates are resolved (they are left in ``verified``). One pass over
         this run's files joined with the previous archive's, one count of the previous archive."""
-        regular = "cur.status IN ('A','M','U','C','h')"
+        regular = f"cur.status IN {_sql_in(REGULAR)}"
         if not has_previous:
             added, error = self.db.execute(f"SELECT count(*) FILTER (WHERE {regular}), "
                                            "count(*) FILTER (WHERE status='E') FROM cur").fetchone()
             return DatasetDiff(added=added, error=error, method="first", exact=True)
-        changed = "prev.h IS NOT NULL AND cur.status IN ('A','M','C','h')"
-        resized = "cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size"
-        candidate = f"{changed} AND NOT ({resized}) AND NOT {_UNMOVED}"
+        changed = f"prev.h IS NOT NULL AND cur.status IN {_sql_in(CHANGED)}"
+        resized = _RESIZED.format(c="cur.")
+        candidate = f"{changed} AND {_SAME_SIZE_MOVED.format(c='cur.')}"
         both = f"{candidate} AND cur.digest IS NOT NULL AND prev.digest IS NOT NULL"
         row = self.db.execute(
             f"SELECT count(*) FILTER (WHERE prev.h IS NULL AND {regular}), "
@@ -216,14 +218,13 @@ class DatasetIndex:
 
     def promote(self, archive: str) -> None:
         """This run's archive becomes the previous one (only after create committed an archive)."""
-        self.db.execute("DELETE FROM prev WHERE h NOT IN (SELECT h FROM cur WHERE status IN "
-                        "('A','M','U','C','h'))")
+        self.db.execute(f"DELETE FROM prev WHERE h NOT IN (SELECT h FROM cur WHERE status IN {_sql_in(REGULAR)})")
         # a fingerprint survives only while borg's files cache vouches for the content (status U)
         self.db.execute("INSERT OR REPLACE INTO prev SELECT cur.h, coalesce(cur.size, prev.size), "
                         "coalesce(cur.mtime, prev.mtime), coalesce(cur.ctime, prev.ctime), "
                         "coalesce(cur.ino, prev.ino), CASE WHEN cur.status = 'U' THEN prev.digest "
                         "ELSE cur.digest END FROM cur LEFT JOIN prev USING(h) "
-                        "WHERE cur.status IN ('A','M','U','C','h')")
+                        f"WHERE cur.status IN {_sql_in(REGULAR)}")
         self.db.execute("INSERT OR REPLACE INTO meta VALUES ('archive', ?)", (archive,))
         self.db.execute("DELETE FROM cur")
         self.db.execute("COMMIT")
@@ -250,11 +251,19 @@ class DatasetIndex:
         self.db.close()
 
 
-_UNMOVED = "coalesce(cur.mtime = prev.mtime AND cur.ctime = prev.ctime AND cur.ino = prev.ino, 0)"
-# same size (or unknown), and not provably untouched: these need a content verdict
-_CANDIDATES = ("SELECT {cols} FROM cur JOIN prev USING(h) WHERE cur.status IN ('A','M','C','h') "
-               "AND NOT (cur.size IS NOT NULL AND prev.size IS NOT NULL AND cur.size != prev.size) "
-               f"AND NOT {_UNMOVED}")
+def _sql_in(statuses: tuple[str, ...]) -> str:
+    return "(" + ",".join(f"'{s}'" for s in statuses) + ")"
+
+
+# The rule for "needs a content verdict", once; {c} is this run's side: "cur." (the table) or ":" (the
+# named parameters of one file being recorded).
+_RESIZED = "{c}size IS NOT NULL AND prev.size IS NOT NULL AND {c}size != prev.size"
+# same size (or unknown), and not provably untouched
+_SAME_SIZE_MOVED = (f"NOT ({_RESIZED}) AND NOT coalesce({{c}}mtime = prev.mtime AND {{c}}ctime = prev.ctime "
+                    "AND {c}ino = prev.ino, 0)")
+_IS_CANDIDATE = "SELECT 1 FROM prev WHERE h = :h AND " + _SAME_SIZE_MOVED.format(c=":")
+_CANDIDATES = (f"SELECT {{cols}} FROM cur JOIN prev USING(h) WHERE cur.status IN {_sql_in(CHANGED)} AND "
+               + _SAME_SIZE_MOVED.format(c="cur."))
 
 
 _NEEDS_BORG = _CANDIDATES + " AND (cur.digest IS NULL OR prev.digest IS NULL)"

@@ -145,11 +145,7 @@ def test_a_file_that_moves_after_it_was_announced_gets_no_fingerprint(tmp_path: 
     f = tmp_path / "f"
     f.write_bytes(b"old")
     db = tmp_path / "idx.db"
-    index = DatasetIndex(db)
-    index.record("A", str(f))
-    index.finish_recording()
-    index.promote("a1")
-    index.close()
+    run(db, {f: "A"}, None)
     for moves in (False, True):
         os.utime(f, ns=(9, 9 + moves))  # same size, metadata moved: a candidate
         index = DatasetIndex(db)
