@@ -1,15 +1,23 @@
-"""Loopback TLS sites for the TLS probe tests: a test CA (trustme) with an intermediate, certificates
-that are valid, expiring, expired, self-signed (cryptography), for the wrong name or served without
-their intermediate, and HTTPS / plain-TCP-TLS / plain-HTTP servers on 127.0.0.1 that present them."""
+"""Loopback TLS sites and the real prober for the TLS probe tests: a test CA (trustme) with an
+intermediate, certificates that are valid, expiring, expired, self-signed (cryptography), for the wrong
+name or served without their intermediate, HTTPS / plain-TCP-TLS / plain-HTTP servers on 127.0.0.1 that
+present them, and the real blackbox_exporter and Prometheus started on loopback ports."""
 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import shutil
 import socket
 import socketserver
 import ssl
+import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,7 +95,9 @@ def server_context(cert: CertFiles, *, legacy: bool = False) -> ssl.SSLContext:
     ctx.load_cert_chain(str(cert.chain), str(cert.key))
     if legacy:
         # OpenSSL 3 refuses TLS 1.0 below security level 0 (SHA-1 signatures)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # deprecated is the point of this server
+            ctx.minimum_version = ssl.TLSVersion.TLSv1
         ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
     return ctx
 
@@ -200,3 +210,78 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+BLACKBOX = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
+PROMETHEUS = shutil.which("prometheus")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def process(argv: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
+    """Run ``argv`` until the block ends; wait for ``ready_url`` first. Only this PID is stopped."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env={**os.environ, **(env or {})})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(ready_url, timeout=1).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{argv[0]} did not start: {log.read_text(errors='replace')}") from None
+                time.sleep(0.1)
+        yield
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextlib.contextmanager
+def blackbox_exporter(config: Path, trusted_ca: Path, tmp: Path) -> Iterator[str]:
+    """The real exporter with the kit's modules; it trusts the system store replaced by the test root
+    (Go's crypto/x509 reads SSL_CERT_FILE), so the kit file needs no test-only ca_file. Yields its URL."""
+    assert BLACKBOX is not None
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [BLACKBOX, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}"]
+    with process(argv, f"{url}/-/healthy", tmp / "blackbox.log", {"SSL_CERT_FILE": str(trusted_ca)}):
+        yield url
+
+
+def probe(exporter: str, module: str, target: str) -> str:
+    query = urllib.parse.urlencode({"module": module, "target": target})
+    with urllib.request.urlopen(f"{exporter}/probe?{query}", timeout=30) as resp:
+        return resp.read().decode()
+
+
+@contextlib.contextmanager
+def prometheus(config: str, tmp: Path) -> Iterator[str]:
+    """The real Prometheus with ``config`` (storage in ``tmp``); yields its URL."""
+    assert PROMETHEUS is not None
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    (tmp / "prometheus.yml").write_text(config)
+    argv = [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}"]
+    with process(argv, f"{url}/-/ready", tmp / "prometheus.log"):
+        yield url
+
+
+def api(base: str, path: str, **params: str) -> object:
+    query = f"?{urllib.parse.urlencode(params)}" if params else ""
+    with urllib.request.urlopen(f"{base}/api/v1/{path}{query}", timeout=30) as resp:
+        doc = json.load(resp)
+    assert doc["status"] == "success", doc
+    return doc["data"]
