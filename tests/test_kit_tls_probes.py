@@ -21,9 +21,11 @@ import kit_tls
 import kit_yaml
 import pytest
 from kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
+from kit_promql import BLACKBOX_EXPORTER, metric_names
 from kit_tls import HOST, Pki, Servers, closed_port, issue, self_signed, server_context
 
 from borgwatch.kit import asset_path, read_asset
+from borgwatch.kit.build_dashboards import tls_probe_panels
 
 pytestmark = [
     pytest.mark.slow,
@@ -68,6 +70,7 @@ class World:
     pki: Pki
     sites: dict[str, Site]
     exporter: str
+    prometheus: str
     targets: list[dict[str, Any]]
     samples: list[Sample]
 
@@ -137,7 +140,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         with kit_tls.blackbox_exporter(asset_path("blackbox-config"), root, tmp) as exporter, \
                 kit_tls.prometheus(_prometheus_config(exporter, sd), tmp) as prom:
             targets, samples = _scraped(prom, count)
-            yield World(pki, sites, exporter, targets, samples)
+            yield World(pki, sites, exporter, prom, targets, samples)
 
 
 # ------------------------------------------------------------------ expected alerts per case
@@ -341,3 +344,47 @@ def test_the_legacy_site_really_accepts_tls_1_0_and_the_others_do_not(world: Wor
     assert _handshake(legacy, ssl.TLSVersion.TLSv1_3) == "TLSv1.3"
     assert _handshake(valid, ssl.TLSVersion.TLSv1) is None
     assert "probe_success 0" in kit_tls.probe(world.exporter, "tls_legacy", valid)
+
+
+# ------------------------------------------------------------------ exporter version, dashboard panels
+def test_rules_and_panels_use_only_metrics_this_exporter_emits(world: World) -> None:
+    """Everything the kit reads exists in blackbox_exporter 0.23: no rule needs a newer exporter."""
+    seen = {s.labels["__name__"] for s in world.samples}
+    assert not BLACKBOX_EXPORTER - seen, "listed in kit_promql but not emitted by this exporter"
+    doc = kit_yaml.load(read_asset("tls-rules"))
+    recorded = {r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r}
+    used = set().union(*(metric_names(r["expr"]) for g in doc["groups"] for r in g["rules"]))
+    panels = set().union(*(metric_names(expr) for p in tls_probe_panels() for expr, _ in p.targets))
+    assert (used - recorded) | panels <= seen
+
+
+def _panel(title: str) -> list[str]:
+    (panel,) = [p for p in tls_probe_panels() if p.title == title]
+    return [expr.replace("$target", ".+") for expr, _ in panel.targets]
+
+
+def _query(world: World, expr: str) -> dict[str, dict[str, Any]]:
+    result = kit_tls.api(world.prometheus, "query", query=expr)["result"]
+    return {r["metric"]["instance"]: r for r in result}
+
+
+def test_panels_show_the_real_probes(world: World) -> None:
+    (days_expr,) = _panel("Days to certificate expiry")
+    days = {k: float(v["value"][1]) for k, v in _query(world, days_expr).items()}
+    for case, expected in (("valid", 90), ("expiring in 15 days", 15), ("expiring in 5 days", 5),
+                           ("expired", -2), ("self-signed", 90), ("TLS service", 90)):
+        site = world.sites[case]
+        assert round(days[(site.https or site.tls)[0]]) == expected, case
+    assert world.sites["down"].https[0] not in days
+
+    verify, redirect = _panel("Probe success")
+    success = {k: v["value"][1] for k, v in _query(world, verify).items()}
+    assert success[world.sites["valid"].https[0]] == "1" and success[world.sites["wrong hostname"].https[0]] == "0"
+    assert {k: v["value"][1] for k, v in _query(world, redirect).items()} == {
+        world.sites["valid"].redirect[0]: "1", world.sites["plain HTTP"].redirect[0]: "0"}
+
+    (version,) = _panel("Negotiated TLS version")
+    assert _query(world, version)[world.sites["valid"].https[0]]["metric"]["version"] == "TLS 1.3"
+    (legacy,) = _panel("Legacy TLS (1.0/1.1) accepted")
+    assert {k: v["metric"]["version"] for k, v in _query(world, legacy).items()} == {
+        world.sites["accepts TLS 1.0"].https[0]: "TLS 1.1"}
