@@ -20,9 +20,10 @@ from typing import Any
 import kit_tls
 import kit_yaml
 import pytest
+from agent_servers import free_port
 from kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
 from kit_promql import BLACKBOX_EXPORTER, metric_names
-from kit_tls import HOST, Pki, Servers, closed_port, issue, self_signed, server_context
+from kit_tls import HOST, Pki, Servers, issue, self_signed, server_context
 
 from borgwatch.kit import asset_path, read_asset
 from borgwatch.kit.build_dashboards import tls_probe_panels
@@ -90,7 +91,7 @@ def _sites(pki: Pki, d: Path, s: Servers) -> dict[str, Site]:
         "missing intermediate": Site(https=[https("no-intermediate", with_intermediate=False)]),
         "accepts TLS 1.0": Site(https=[s.https(server_context(issue(pki, d, "tls10"), legacy=True))]),
         "plain HTTP": Site(redirect=[s.http()]),
-        "down": Site(https=[f"https://{HOST}:{closed_port()}/"]),
+        "down": Site(https=[f"https://{HOST}:{free_port()}/"]),  # nobody listens there
         "slow": Site(https=[https("slow", delay=SLOW_SECONDS)]),
         "TLS service": Site(tls=[s.tls_service(server_context(issue(pki, d, "service")))]),
         "TLS service, self-signed": Site(tls=[s.tls_service(server_context(self_signed(d, "service-ss")))]),
