@@ -96,8 +96,31 @@ CADVISOR = frozenset(
         "container_cpu_cfs_periods_total",
     }
 )
+# blackbox_exporter 0.23 (Debian 12), http and tcp probers: what tests/test_kit_tls_probes.py sees it emit
+BLACKBOX_EXPORTER = frozenset(
+    {
+        "probe_success",
+        "probe_duration_seconds",
+        "probe_dns_lookup_time_seconds",
+        "probe_ip_protocol",
+        "probe_ip_addr_hash",
+        "probe_http_status_code",
+        "probe_http_ssl",
+        "probe_http_redirects",
+        "probe_http_version",
+        "probe_http_content_length",
+        "probe_http_uncompressed_body_length",
+        "probe_http_duration_seconds",
+        "probe_failed_due_to_regex",
+        "probe_ssl_earliest_cert_expiry",
+        "probe_ssl_last_chain_expiry_timestamp_seconds",
+        "probe_ssl_last_chain_info",
+        "probe_tls_version_info",
+    }
+)
 EXTERNAL = (
     NODE_EXPORTER | PROMETHEUS | SMARTCTL_EXPORTER | SNMP_EXPORTER | TRAEFIK | KUBE_STATE_METRICS | CADVISOR
+    | BLACKBOX_EXPORTER
 )
 HISTOGRAMS = TRAEFIK_HISTOGRAMS
 

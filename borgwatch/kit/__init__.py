@@ -21,6 +21,12 @@ ASSETS: dict[str, str] = {
     "grafana-dashboards": "grafana-provisioning/dashboards.yaml",
     "loki-config": "loki/loki-config.yaml",
     "loki-archive": "loki/archive-logs.sh",
+    # TLS probes (blackbox_exporter)
+    "blackbox-config": "blackbox/blackbox.yml",
+    "blackbox-scrape": "blackbox/prometheus-scrape.yml",
+    "blackbox-targets": "blackbox/targets.example.yml",
+    "tls-rules": "blackbox/tls-probe-rules.yml",
+    "tls-rules-test": "blackbox/tls-probe-rules.test.yml",
 }
 
 

@@ -555,6 +555,71 @@ SVC = 'service=~"$service"'
 NS = 'namespace=~"$namespace"'
 
 
+# TLS probes (blackbox/): the modules of blackbox.yml, labelled by prometheus-scrape.yml
+TARGET = 'instance=~"$target"'
+VERIFY = f'module=~"https_verify|tls_verify", {TARGET}'
+INSECURE = f'module=~"https_insecure|tls_insecure", {TARGET}'
+UP_DOWN = [{"type": "value", "options": {"0": {"text": "failing", "color": "red"},
+                                         "1": {"text": "ok", "color": "green"}}}]
+
+
+def tls_probe_panels() -> list[Panel]:
+    # the expiry expression of the recording rule tls:cert_expiry_timestamp_seconds, inlined so the
+    # panel also works where only the probes, not the rules, are deployed
+    expiry = (
+        f"max without (job, module) (probe_ssl_last_chain_expiry_timestamp_seconds{{{VERIFY}}} > 0)"
+        f" or max without (job, module) (probe_ssl_earliest_cert_expiry{{{INSECURE}}})"
+    )
+    return [
+        Panel("TLS probes", "row"),
+        Panel(
+            "Days to certificate expiry",
+            "bargauge",
+            [(f"(({expiry}) - time()) / 86400", "{{instance}}")],
+            unit="d",
+            width=8,
+            thresholds=[("red", None), ("orange", 7), ("green", 21)],
+            description="TLSCertificateExpiring: < 21 days warning, < 7 days critical. From the verified chain "
+            "when verification succeeds, else from the certificates the server sends.",
+        ),
+        Panel(
+            "Probe success",
+            "state-timeline",
+            [
+                (f"probe_success{{{VERIFY}}}", "{{instance}} {{module}}"),
+                (f'probe_success{{module="http_redirect", {TARGET}}}', "{{instance}} redirect to HTTPS"),
+            ],
+            width=16,
+            mappings=UP_DOWN,
+            description="Verifying probes and the HTTP-to-HTTPS redirect check. TLSProbeFailed, "
+            "TLSCertificateUntrusted and TLSPlainHTTPServed explain a red bar.",
+        ),
+        Panel(
+            "Negotiated TLS version",
+            "table",
+            [(f"probe_tls_version_info{{{VERIFY}}}", "{{instance}} {{version}}")],
+            width=8,
+            description="What a current client negotiates (blackbox_exporter offers TLS 1.2 and 1.3).",
+        ),
+        Panel(
+            "Legacy TLS (1.0/1.1) accepted",
+            "table",
+            [(f'probe_tls_version_info{{module="tls_legacy", {TARGET}}}', "{{instance}} {{version}}")],
+            width=8,
+            description="Sites that still complete a TLS 1.0/1.1 handshake: TLSLegacyProtocolOffered.",
+        ),
+        Panel(
+            "Probe duration",
+            "timeseries",
+            [(f"probe_duration_seconds{{{VERIFY}}}", "{{instance}} {{module}}")],
+            unit="s",
+            width=8,
+            thresholds=[("green", None), ("red", 2)],
+            description="TLSProbeSlow: average above 2 s for 15 minutes.",
+        ),
+    ]
+
+
 def golden_signals() -> dict[str, Any]:
     rate = "[$__rate_interval]"
     variables = [
@@ -563,6 +628,7 @@ def golden_signals() -> dict[str, Any]:
             "service", "Traefik service", "label_values(traefik_service_requests_total, service)"
         ),
         _variable_query("namespace", "Namespace", "label_values(kube_deployment_spec_replicas, namespace)"),
+        _variable_query("target", "Probed site", "label_values(probe_success, instance)"),
     ]
 
     def quantile(q: str) -> str:
@@ -707,6 +773,7 @@ def golden_signals() -> dict[str, Any]:
             width=6,
             thresholds=[("green", None), ("red", 0.9)],
         ),
+        *tls_probe_panels(),
     ]
     return dashboard(
         "borgwatch-golden-signals",
@@ -714,7 +781,7 @@ def golden_signals() -> dict[str, Any]:
         ["borgwatch", "ingress", "kubernetes"],
         variables,
         panels,
-        "Latency, traffic, errors, saturation: Traefik ingress and pods.",
+        "Latency, traffic, errors, saturation: Traefik ingress and pods; TLS probes of the sites.",
     )
 
 
