@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import BinaryIO
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
 MASK = "***"
@@ -39,3 +40,51 @@ def strip_url_credentials(text: str) -> str:
         return m.group(0)
 
     return _URL_CREDENTIALS.sub(repl, text)
+
+
+def url_passwords(args: list[str]) -> list[str]:
+    """The passwords of URLs among ``args`` (ssh://user:pw@host/…), to redact them in any form."""
+    found = []
+    for arg in args:
+        for m in _URL_CREDENTIALS.finditer(arg):
+            user, sep, password = m.group("cred").partition(":")
+            if sep and password:
+                found.append(password)
+    return found
+
+
+class RedactingWriter:
+    """A binary stream wrapper that redacts what passes through it, line by line.
+
+    A line is held until its newline, so a secret split across two writes is still found; a partial line
+    that looks like a prompt (ends in ": ", "? " or "] ") is written at once so the user sees it."""
+
+    PROMPT_ENDS = (b": ", b"? ", b"] ")
+
+    def __init__(self, stream: BinaryIO, redact: Redactor) -> None:
+        self.stream = stream
+        self.redact = redact
+        self._pending = b""
+
+    def write(self, data: bytes) -> int:
+        text = self._pending + data
+        head, newline, tail = text.rpartition(b"\n")
+        if newline:
+            self.stream.write(self._clean(head + newline))
+        if tail.endswith(self.PROMPT_ENDS):
+            self.stream.write(self._clean(tail))
+            tail = b""
+        self._pending = tail
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._pending:
+            self.stream.write(self._clean(self._pending))
+            self._pending = b""
+        self.stream.flush()
+
+    def _clean(self, data: bytes) -> bytes:
+        return self.redact(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")

@@ -318,7 +318,7 @@ class Shipper:
         except requests.Timeout as exc:
             kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
             return "timeout", f"no answer within the {kind} timeout ({timeout[1]:.1f}s)", None
-        except requests.RequestException as exc:
+        except Exception as exc:  # noqa: BLE001 - runs in a thread: an escape would print a traceback
             return "connection", f"connection failed: {type(exc).__name__}: {_root(exc)}", None
         try:
             text = " ".join(next(resp.iter_content(600), b"").decode("utf-8", "replace")[:300].split())
