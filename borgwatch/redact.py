@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import BinaryIO
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
+# the scheme's length is bounded: unbounded, a 100 kB word without "://" costs quadratic time (seconds)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)(?P<cred>[^/@\s]+)@")
 MASK = "***"
 
 

@@ -11,6 +11,7 @@ import re
 from urllib.parse import urlsplit
 
 from borgwatch.errors import ConfigError
+from borgwatch.redact import strip_url_credentials
 
 MAX_NAME = 64
 NAME_RE = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.-]{{0,{MAX_NAME - 1}}}")
@@ -65,8 +66,8 @@ _REJECTED = {
 
 
 def shown(value: object) -> str:
-    """A value for an error message: repr, at most MAX_SHOWN characters."""
-    text = repr(value)
+    """A value for an error message: repr, URL passwords masked, at most MAX_SHOWN characters."""
+    text = strip_url_credentials(repr(value))
     return text if len(text) <= MAX_SHOWN else text[:MAX_SHOWN - 1] + "…"
 
 
