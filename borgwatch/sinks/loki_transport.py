@@ -34,7 +34,7 @@ log = logging.getLogger("borgwatch.sinks.loki")
 
 PUSH_PATH = "/loki/api/v1/push"
 BACKOFF_BASE = 0.25  # seconds; doubled per retry
-MAX_SPLITS = 24  # pushes spent isolating lines Loki rejects (400) or batches too large (413) per run
+MAX_SPLITS = 24  # pushes spent isolating lines Loki rejects (400) per run
 
 
 def to_ns(seconds: float) -> int:
@@ -215,14 +215,15 @@ class Shipper:
             if handled < len(batch):
                 break
 
-    def _take_batch(self) -> list[Entry]:
+    def _take_batch(self, entries: list[Entry] | None = None) -> list[Entry]:
+        entries = self.pending if entries is None else entries
         size, n = 0, 0
-        for e in self.pending:
+        for e in entries:
             size += _raw_size([e])
             if n and size > self.batch_max_bytes:
                 break
             n += 1
-        return self.pending[:n]
+        return entries[:n]
 
     def _send(self, batch: list[Entry]) -> int:
         """Entries handled (delivered or given up), counted from the front of ``batch``."""
@@ -231,13 +232,21 @@ class Shipper:
             self.stats.delivered += len(batch)
             return len(batch)
         if outcome == "too_large":  # a proxy's body limit: the lines are fine, the batch is too big
-            self.batch_max_bytes = max(1, min(self.batch_max_bytes, _raw_size(batch) // 2))
-            if len(batch) == 1 or self._splits >= MAX_SPLITS:
+            if len(batch) == 1:
                 self.disabled = self.stats.unavailable_reason  # kept in the spool for a later run
                 return 0
-        elif outcome != "rejected":
+            self.batch_max_bytes = max(1, min(self.batch_max_bytes, _raw_size(batch) // 2))
+            handled = 0
+            while handled < len(batch) and not self.disabled:  # the same lines, in smaller batches
+                part = self._take_batch(batch[handled:])
+                done = self._send(part)
+                handled += done
+                if done < len(part):
+                    break
+            return handled
+        if outcome != "rejected":
             return 0
-        elif len(batch) == 1 or self._splits >= MAX_SPLITS:
+        if len(batch) == 1 or self._splits >= MAX_SPLITS:
             self.stats.dropped += len(batch)
             return len(batch)
         self._splits += 1  # find the offending lines, deliver the rest (Loki dedups exact repeats)
