@@ -57,8 +57,8 @@ def url_passwords(args: list[str]) -> list[str]:
 class RedactingWriter:
     """A binary stream wrapper that redacts what passes through it, line by line.
 
-    A line is held until its newline, so a secret split across two writes is still found; a partial line
-    that looks like a prompt (ends in ": ", "? " or "] ") is written at once so the user sees it."""
+    A line is held until its newline (or carriage return), so a secret split across two writes is still
+    found; a partial line that looks like a prompt (ends in ": ", "? " or "] ") is written at once so the user sees it."""
 
     PROMPT_ENDS = (b": ", b"? ", b"] ")
 
@@ -69,9 +69,10 @@ class RedactingWriter:
 
     def write(self, data: bytes) -> int:
         text = self._pending + data
-        head, newline, tail = text.rpartition(b"\n")
-        if newline:
-            self.stream.write(self._clean(head + newline))
+        cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1  # --progress ends its lines with \r
+        if cut:
+            self.stream.write(self._clean(text[:cut]))
+        tail = text[cut:]
         if tail.endswith(self.PROMPT_ENDS):
             self.stream.write(self._clean(tail))
             tail = b""

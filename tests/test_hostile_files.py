@@ -283,3 +283,16 @@ def test_exec_redacts_a_url_password_from_borgs_output(tmp_path: Path, borg: str
 def _closed_port() -> int:
     from tests.conftest import free_port
     return free_port()
+
+
+def test_redacting_writer_finds_secrets_split_across_writes_and_passes_prompts() -> None:
+    import io
+
+    from borgwatch.redact import Redactor, RedactingWriter
+    out = io.BytesIO()
+    writer = RedactingWriter(out, Redactor(["hunter22"]))
+    for chunk in (b"a hun", b"ter22 b\n", b"1 file\r", b"Enter passphrase: ", b"ssh://u:p", b"w-x@h/r"):
+        writer.write(chunk)
+    assert out.getvalue() == b"a *** b\n1 file\rEnter passphrase: "  # the prompt is not held back
+    writer.close()
+    assert out.getvalue().endswith(b"ssh://u:***@h/r") and b"hunter22" not in out.getvalue()
