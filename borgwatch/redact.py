@@ -58,7 +58,8 @@ class RedactingWriter:
     """A binary stream wrapper that redacts what passes through it, line by line.
 
     A line is held until its newline (or carriage return), so a secret split across two writes is still
-    found; a partial line that looks like a prompt (ends in ": ", "? " or "] ") is written at once so the user sees it."""
+    found; a partial line that looks like a prompt (ends in ": ", "? " or "] ") is written at once so the
+    user sees it."""
 
     PROMPT_ENDS = (b": ", b"? ", b"] ")
 

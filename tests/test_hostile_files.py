@@ -288,7 +288,7 @@ def _closed_port() -> int:
 def test_redacting_writer_finds_secrets_split_across_writes_and_passes_prompts() -> None:
     import io
 
-    from borgwatch.redact import Redactor, RedactingWriter
+    from borgwatch.redact import RedactingWriter, Redactor
     out = io.BytesIO()
     writer = RedactingWriter(out, Redactor(["hunter22"]))
     for chunk in (b"a hun", b"ter22 b\n", b"1 file\r", b"Enter passphrase: ", b"ssh://u:p", b"w-x@h/r"):
