@@ -6,8 +6,6 @@ metadata (node_exporter silently drops series whose HELP differs between files).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -15,8 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from borgwatch.fileio import atomic_write
 from borgwatch.metrics import SPECS
-from borgwatch.state import fsync_dir
 
 FullSample = tuple[str, dict[str, str], float]  # (exposed metric name, all labels, value)
 
@@ -63,16 +61,4 @@ def render_text(registry: CollectorRegistry) -> bytes:
 
 def write_textfile(path: Path, registry: CollectorRegistry) -> None:
     """Atomically replace ``path``: temp file (not ending in .prom) in the same dir, fsync, 0644, rename."""
-    data = render_text(registry)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fchmod(fh.fileno(), 0o644)
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    atomic_write(path, render_text(registry), mode=0o644)

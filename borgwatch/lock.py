@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from borgwatch.errors import JobLocked, UserError
+from borgwatch.fileio import NOFOLLOW, open_nofollow
 
 
 class JobLock:
@@ -16,17 +17,17 @@ class JobLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:  # never through a symlink: the file is truncated below
+            fd = open_nofollow(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
-            raise UserError(f"cannot create lock file {self.path}: {exc.strerror}; make state_dir "
-                            "writable for borgwatch's user") from None
+            raise UserError(f"cannot create lock file {self.path}: {exc.strerror or exc}; make state_dir "
+                            "writable for borgwatch's user and remove anything else by that name") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise JobLocked(f"job {self.job} is already running (pid {holder}); this run was refused — "
+            raise JobLocked(f"job {self.job} is already running (pid {holder[:20]}); this run was refused — "
                             "wait for it to finish, or check `borgwatch status`") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -40,7 +41,7 @@ class JobLock:
     def held(self) -> bool:
         """Whether a run of this job holds the lock right now (for `borgwatch status`)."""
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK | NOFOLLOW)
         except OSError:
             return False
         try:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import BinaryIO
 
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<cred>[^/@\s]+)@")
+# the scheme's length is bounded: unbounded, a 100 kB word without "://" costs quadratic time (seconds)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]{0,31}://)(?P<cred>[^/@\s]+)@")
 MASK = "***"
 
 
@@ -39,3 +41,53 @@ def strip_url_credentials(text: str) -> str:
         return m.group(0)
 
     return _URL_CREDENTIALS.sub(repl, text)
+
+
+def url_passwords(args: list[str]) -> list[str]:
+    """The passwords of URLs among ``args`` (ssh://user:pw@host/…), to redact them in any form."""
+    found = []
+    for arg in args:
+        for m in _URL_CREDENTIALS.finditer(arg):
+            user, sep, password = m.group("cred").partition(":")
+            if sep and password:
+                found.append(password)
+    return found
+
+
+class RedactingWriter:
+    """A binary stream wrapper that redacts what passes through it, line by line.
+
+    A line is held until its newline (or carriage return), so a secret split across two writes is still
+    found; a partial line that looks like a prompt (ends in ": ", "? " or "] ") is written at once so the
+    user sees it."""
+
+    PROMPT_ENDS = (b": ", b"? ", b"] ")
+
+    def __init__(self, stream: BinaryIO, redact: Redactor) -> None:
+        self.stream = stream
+        self.redact = redact
+        self._pending = b""
+
+    def write(self, data: bytes) -> int:
+        text = self._pending + data
+        cut = max(text.rfind(b"\n"), text.rfind(b"\r")) + 1  # --progress ends its lines with \r
+        if cut:
+            self.stream.write(self._clean(text[:cut]))
+        tail = text[cut:]
+        if tail.endswith(self.PROMPT_ENDS):
+            self.stream.write(self._clean(tail))
+            tail = b""
+        self._pending = tail
+        return len(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._pending:
+            self.stream.write(self._clean(self._pending))
+            self._pending = b""
+        self.stream.flush()
+
+    def _clean(self, data: bytes) -> bytes:
+        return self.redact(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")

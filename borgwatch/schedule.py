@@ -333,6 +333,7 @@ def schedule_command(config_path: str | None, job: str, on_calendar: str, random
     from borgwatch.config.load import config_path as resolve_config_path
     from borgwatch.config.load import load_config
     from borgwatch.errors import UserError
+    from borgwatch.fileio import atomic_write, make_dirs
 
     config = load_config(config_path)
     if job not in config.jobs:
@@ -378,11 +379,8 @@ def schedule_command(config_path: str | None, job: str, on_calendar: str, random
     try:
         for unit in units:
             target = Path(unit_dir) / unit.name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp")
-            tmp.write_text(unit.text, encoding="utf-8")
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
+            make_dirs(target.parent, mode=0o755)
+            atomic_write(target, unit.text.encode("utf-8"), mode=0o644)  # never through a planted symlink
             print(f"wrote {target}")
     except OSError as exc:
         raise UserError(f"cannot write units into {unit_dir}: {exc.strerror}; run as root or pick "

@@ -20,12 +20,13 @@ from borgwatch.borg.exitcodes import classify
 from borgwatch.borg.process import BorgProcess
 from borgwatch.borg.results import parse_create_json
 from borgwatch.borg.version import detect_version
+from borgwatch.config.checks import name_problem
 from borgwatch.config.load import config_path, load_config
 from borgwatch.config.schema import Config, JobConfig
-from borgwatch.errors import UserError
+from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.lock import JobLock
 from borgwatch.model import RunEvent, RunResult, StageResult
-from borgwatch.redact import Redactor
+from borgwatch.redact import RedactingWriter, Redactor, url_passwords
 from borgwatch.runner import FORWARDED_SIGNALS, deliver, finish_result, make_sinks, notify
 from borgwatch.state import ensure_state_dir, load_state
 
@@ -37,6 +38,8 @@ def exec_command(config_file: str | None, name: str, argv: list[str], as_json: b
         argv = argv[1:]
     if not argv or "borg" not in Path(argv[0]).name:
         raise UserError("usage: borgwatch exec NAME -- borg COMMAND [ARGS…] (the command must be borg)")
+    if problem := name_problem(name):  # NAME becomes file names in state_dir and textfile_dir
+        raise UserError(f"borgwatch exec NAME: {problem}")
     config = load_config(config_file) if config_file or config_path(None).exists() else Config()
     job = config.jobs.get(name) or JobConfig(repository="")
     config.jobs.setdefault(name, job)
@@ -53,7 +56,10 @@ def _exec_locked(config: Config, name: str, job: JobConfig, argv: list[str], as_
                  state_dir: Path) -> int:
     state, warning = load_state(state_dir, name)
     problems = [warning] if warning else []
-    redact = Redactor([os.environ.get("BORG_PASSPHRASE", "")])
+    redact = Redactor([os.environ.get("BORG_PASSPHRASE", ""), *url_passwords(argv)])
+    if url_passwords(argv):
+        problems.append("the repository URL on this command line carries a password, which every local user "
+                        "can read in the process list: use an ssh key, or BORG_REPO in the environment")
     sub = next((a for a in argv[1:] if not a.startswith("-")), "borg")
     stage_name = sub if sub in STAGE_NAMES else "other"
     result = RunResult(job=name, run_id=uuid.uuid4().hex[:16], host=config.hostname or socket.gethostname(),
@@ -82,15 +88,18 @@ def _exec_locked(config: Config, name: str, job: JobConfig, argv: list[str], as_
 
     proc = BorgProcess(argv, BorgEnv(dict(os.environ)))
     previous = {sig: signal.signal(sig, lambda s, _f: proc.signal(s)) for sig in FORWARDED_SIGNALS}
+    echo = RedactingWriter(sys.stderr.buffer, redact)  # borg's messages may quote a URL password
     try:
-        run = proc.run(on_event, echo=sys.stderr.buffer)
+        run = proc.run(on_event, echo=echo)  # type: ignore[arg-type]
     except OSError as exc:
         raise UserError(f"cannot run {argv[0]}: {exc.strerror}; check the command") from None
     finally:
+        echo.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    sys.stdout.buffer.write(run.stdout)
-    sys.stdout.flush()
+    out = RedactingWriter(sys.stdout.buffer, redact)  # create --json names the repository location
+    out.write(run.stdout)
+    out.close()
     result.resources = run.resources
     result.stages.append(StageResult(stage_name, classify(run.returncode), run.returncode, run.started_at,
                                      run.duration_seconds))
@@ -100,9 +109,11 @@ def _exec_locked(config: Config, name: str, job: JobConfig, argv: list[str], as_
     finish_result(result, job, None)
     if stage_name != "create":  # only a new archive makes the job's data fresher
         result.last_success_at = state.last_success_at
-    deliver(sinks, result, problems)
+    failed = deliver(sinks, result, problems)
     for text in problems:
-        console.problem(f"{name}: {text}")
+        console.problem(f"{name}: {redact(text)}")
     if as_json:
         console.print_json(result.to_dict(with_events=False))
+    if run.returncode == 0 and "textfile" in failed:  # as `run`: the command worked, monitoring cannot see it
+        return EXIT_ERROR
     return run.returncode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -106,3 +107,135 @@ def test_config_reference_is_in_sync() -> None:
 def test_metrics_reference_is_in_sync() -> None:
     assert (ROOT / "docs" / "metrics.md").read_text() == render_metrics_markdown(), \
         "docs/metrics.md is stale: run `borgwatch metrics-reference > docs/metrics.md`"
+
+
+# -- what parses but would crash or mislead `run` (issue #10 items 10, 11, 14, 19) ---------------------
+
+BASE = '[jobs.home]\nrepository = "/srv/borg/home"\npaths = ["/home"]\n'
+
+
+def test_config_that_is_not_utf8_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(BASE.encode() + b'exclude = ["caf\xe9"]\n')
+    for command in ("check-config", "run"):
+        proc = subprocess.run([BORGWATCH, command, "-c", str(cfg), *(["home"] if command == "run" else [])],
+                              capture_output=True, text=True)
+        assert proc.returncode == 78, proc.stderr
+        assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+        assert "not valid UTF-8 (byte 0xe9 on line 4)" in proc.stderr
+
+
+@pytest.mark.parametrize(("extra", "key"), [
+    ('paths = ["/ho\\u0000me"]', "jobs.home.paths"),
+    ('exclude_from = "/etc/x\\u0000"', "jobs.home.exclude_from"),
+    ('passphrase_file = "/etc/pass\\u0000"', "jobs.home.passphrase_file"),
+    ('environment = { BORG_RSH = "ssh\\u0000" }', "jobs.home.environment.BORG_RSH"),
+    ('environment = { "BORG\\u0000RSH" = "ssh" }', "jobs.home.environment"),
+    ('environment = { "A=B" = "x" }', "jobs.home.environment"),
+    ('environment = { "" = "x" }', "jobs.home.environment"),
+    ('passphrase_env = "MY=PASS"', "jobs.home.passphrase_env"),
+    ("lock_wait = -1", "jobs.home.lock_wait"),
+    ('archive_name = "{hostname}/{job}-{now}"', "jobs.home.archive_name"),
+    ("[jobs.home.prune]\nkeep_daily = -3", "jobs.home.prune.keep_daily"),
+    ("[jobs.home.compact]\nthreshold = 101", "jobs.home.compact.threshold"),
+    ('[jobs.home.ping]\nsuccess = "http://x"\ntimeout = nan', "jobs.home.ping.timeout"),
+    ('[jobs.home.ping]\nsuccess = "http://x"\ntimeout = inf', "jobs.home.ping.timeout"),
+    ('[jobs.home.ping]\nsuccess = "http://x"\ntimeout = -5.0', "jobs.home.ping.timeout"),
+])
+def test_values_that_crash_run_are_rejected_naming_the_key(extra: str, key: str) -> None:
+    base = BASE.replace('paths = ["/home"]\n', "") if extra.startswith("paths") else BASE
+    with pytest.raises(ConfigError) as err:
+        parse_config(base + extra + "\n", "c.toml")
+    message = str(err.value)
+    assert message.startswith(f"c.toml: {key}") and "\n" not in message and "\x00" not in message
+
+
+@pytest.mark.parametrize(("top", "key"), [
+    ('state_dir = "/var/lib/b\\u0000w"', "state_dir"),
+    ('textfile_dir = "/var/lib/n\\u0000e"', "textfile_dir"),
+    ('hostname = "nas\\u0000"', "hostname"),
+    ('hostname = "nas/1"', "hostname"),
+    ("lock_wait = -1", "lock_wait"),
+    ('[loki]\nurl = "http://loki:3100"\nread_timeout = nan', "loki.read_timeout"),
+    ('[loki]\nurl = "http://loki:3100"\nmax_delay = inf', "loki.max_delay"),
+    ('[pushgateway]\nurl = "http://pg:9091"\ntimeout = 1e300', "pushgateway.timeout"),
+    ('[repositories.r]\nrepository = "/srv/r"\nlock_wait = -1', "repositories.r.lock_wait"),
+])
+def test_top_level_values_that_crash_run_are_rejected(top: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(top + "\n" + BASE if not top.startswith("[") else BASE + top + "\n", "c.toml")
+    assert str(err.value).startswith(f"c.toml: {key}:")
+
+
+def test_job_names_are_bounded_and_safe_as_file_names() -> None:
+    assert parse_config(BASE.replace("home", "a" * 64), "c.toml").jobs
+    for name in ("a" * 65, "a" * 240, ".hidden", "..", "a/b", "tab\\there", "-x"):
+        with pytest.raises(ConfigError, match="invalid name"):
+            parse_config(BASE.replace("[jobs.home]", f'[jobs."{name}"]'), "c.toml")
+
+
+def test_echoed_bad_values_are_capped() -> None:
+    huge = "x" * 100_000
+    for text in (f'lock_wait = "{huge}"\n' + BASE, BASE + f'dataset_diff = "{huge}"\n',
+                 BASE + f'max_age = "{huge}"\n', f'{huge} = 1\n' + BASE):
+        with pytest.raises(ConfigError) as err:
+            parse_config(text, "c.toml")
+        assert len(str(err.value)) < 400, str(err.value)[:300]
+
+
+@pytest.mark.parametrize(("table", "args", "reason"), [
+    ("", ["--filter=AME"], "--filter is not allowed here: it hides file statuses"),
+    ("", ["--filt", "AME"], "--filt abbreviates --filter"),
+    ("", ["--list"], "--list is not allowed here"),
+    ("", ["--json"], "borgwatch sets it"),
+    ("", ["--log-json"], "borgwatch sets it"),
+    ("", ["--show-rc"], "borgwatch sets it"),
+    ("", ["--progress"], "progress"),
+    ("", ["-sp"], "-p is not allowed here"),
+    ("", ["--lock-wait=5"], "set lock_wait instead"),
+    ("", ["--dry-run"], "creates no archive"),
+    ("", ["--error"], "hides the warnings"),
+    ("", ["/etc"], "borg would take it as the repository"),
+    ("", ["other-repo::archive"], "borg would take it as the repository"),
+    ("", ["--", "x"], "is not an option"),
+    ("", ["--compression"], "needs a value"),
+    ("prune", ["--glob-archives", "*"], "can prune other jobs' archives"),
+    ("prune", ["-a", "*"], "can prune other jobs' archives"),
+    ("prune", ["--prefix=x"], "can prune other jobs' archives"),
+    ("prune", ["-n"], "prunes nothing"),
+    ("compact", ["--log-json"], "borgwatch sets it"),
+    ("check", ["--repair"], "run `borg check --repair` by hand"),
+    ("check", ["--json"], "borgwatch sets it"),
+])
+def test_extra_args_borgwatch_relies_on_are_rejected(table: str, args: list[str], reason: str) -> None:
+    section = f"[jobs.home.{table}]\n" if table else ""
+    with pytest.raises(ConfigError) as err:
+        parse_config(BASE + f"{section}extra_args = {json.dumps(args)}\n", "c.toml")
+    key = f"jobs.home.{table}.extra_args" if table else "jobs.home.extra_args"
+    assert str(err.value).startswith(f"c.toml: {key}: ") and reason in str(err.value)
+
+
+@pytest.mark.parametrize(("table", "args"), [
+    ("", ["--compression", "zstd,3", "-C", "lz4", "-Czstd", "--exclude-caches", "-s", "--stats"]),
+    ("", ["--comment=nightly", "-e", "*.tmp", "--checkpoint-interval", "600", "--one-file-system"]),
+    ("prune", ["--keep-within", "2d", "--save-space", "-d", "7"]),
+    ("compact", ["--threshold", "5", "--cleanup-commits"]),
+    ("check", ["--max-duration", "60", "--last", "3", "--verify-data"]),
+])
+def test_harmless_extra_args_are_accepted(table: str, args: list[str]) -> None:
+    section = f"[jobs.home.{table}]\n" if table else ""
+    parse_config(BASE + f"{section}extra_args = {json.dumps(args)}\n", "c.toml")
+
+
+def test_password_in_repository_url_is_refused_without_echoing_it(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(BASE.replace("/srv/borg/home", "ssh://backup:Pw-s3cret-77@nas.example:22/./home")
+                   + '[repositories.r]\nrepository = "ssh://u:Pw-s3cret-77@nas/./r"\n')
+    proc = subprocess.run([BORGWATCH, "check-config", "-c", str(cfg)], capture_output=True, text=True)
+    assert proc.returncode == 78 and proc.stderr.count("\n") == 1
+    assert "jobs.home.repository: the repository URL carries a password" in proc.stderr
+    assert "passcommand" in proc.stderr and "ssh key" in proc.stderr
+    assert "Pw-s3cret-77" not in proc.stderr + proc.stdout
+    # a user name alone is fine, and so is scp-style syntax
+    parse_config(BASE.replace("/srv/borg/home", "ssh://backup@nas.example:22/./home"), "c.toml")
+    parse_config(BASE.replace("/srv/borg/home", "backup@nas.example:home"), "c.toml")

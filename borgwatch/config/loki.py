@@ -38,18 +38,21 @@ class LokiConfig:
     key_file: str | None = opt(None, "Client key (PEM) for mTLS (omit when cert_file holds both).",
                                kind="path")
     gzip: bool = opt(True, "Gzip the push body (Content-Encoding: gzip).")
-    connect_timeout: float = opt(2.0, "Seconds to wait for a connection to Loki.")
+    connect_timeout: float = opt(2.0, "Seconds to wait for a connection to Loki.", gt=0, max=3600)
     read_timeout: float = opt(3.0, "Seconds to wait for Loki's answer. A push that times out stops "
-                                   "delivery for the rest of the run (the lines are spooled).")
+                                   "delivery for the rest of the run (the lines are spooled); a push "
+                                   "also ends after connect_timeout + read_timeout in all, however "
+                                   "slowly Loki keeps answering.", gt=0, max=3600)
     max_delay: float = opt(5.0, "Most seconds a run may spend on Loki in total (start and end, all "
-                                "retries and backoff included); what is left is spooled.")
+                                "retries and backoff included); what is left is spooled.", gt=0, max=3600)
     retries: int = opt(3, "Retries of one push on 429, 5xx and connection errors, with exponential "
-                          "backoff (0.25 s, 0.5 s, 1 s, ...; Retry-After honoured within max_delay).")
+                          "backoff (0.25 s, 0.5 s, 1 s, ...; Retry-After honoured within max_delay).",
+                          min=0, max=100)
     batch_max_bytes: int = opt(1_000_000, "Largest push body before compression; more lines are split "
-                                          "into several pushes.")
+                                          "into several pushes.", min=1024)
     spool_max_bytes: int = opt(10_000_000, "Size bound of the on-disk spool of undelivered lines; the "
                                            "oldest lines are dropped first (counted in "
-                                           "borgwatch_sink_dropped_total{sink=\"loki\"}).")
+                                           "borgwatch_sink_dropped_total{sink=\"loki\"}).", min=0)
     min_level: str = opt("info", "Lowest level shipped. The run summary is always shipped.",
                          choices=LEVELS)
 

@@ -7,7 +7,7 @@ import typing
 from typing import Any
 
 from borgwatch.config.agent import PingConfig, PushgatewayConfig, RepositoryConfig
-from borgwatch.config.load import _describe
+from borgwatch.config.load import _describe, range_text
 from borgwatch.config.loki import LokiConfig
 from borgwatch.config.schema import CheckConfig, CompactConfig, Config, JobConfig, PruneConfig
 
@@ -52,6 +52,8 @@ def render_markdown() -> str:
                 continue
             kind = _describe(hints[f.name]).removeprefix("a ").removeprefix("an ")
             doc = f.metadata.get("doc", "")
+            if range_text(f.metadata):
+                doc += f" Range: {range_text(f.metadata)}."
             if f.metadata.get("choices"):
                 doc += " One of: " + ", ".join(f"`{c}`" for c in f.metadata["choices"]) + "."
             out.append(f"| `{f.name}` | {kind} | {_default(f)} | {doc.replace('|', '/')} |")

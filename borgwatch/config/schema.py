@@ -22,19 +22,20 @@ DEFAULT_ARCHIVE_NAME = "{hostname}-{job}-{now:%Y-%m-%dT%H:%M:%S.%f}"  # as borgm
 @dataclass
 class PruneConfig:
     keep_within: str | None = opt(None, "Keep all archives within this time interval (borg syntax, e.g. 2d).")
-    keep_last: int | None = opt(None, "Number of archives to keep regardless of age.")
-    keep_minutely: int | None = opt(None, "Number of minutely archives to keep.")
-    keep_hourly: int | None = opt(None, "Number of hourly archives to keep.")
-    keep_daily: int | None = opt(None, "Number of daily archives to keep.")
-    keep_weekly: int | None = opt(None, "Number of weekly archives to keep.")
-    keep_monthly: int | None = opt(None, "Number of monthly archives to keep.")
-    keep_yearly: int | None = opt(None, "Number of yearly archives to keep.")
+    keep_last: int | None = opt(None, "Number of archives to keep regardless of age.", min=0)
+    keep_minutely: int | None = opt(None, "Number of minutely archives to keep.", min=0)
+    keep_hourly: int | None = opt(None, "Number of hourly archives to keep.", min=0)
+    keep_daily: int | None = opt(None, "Number of daily archives to keep.", min=0)
+    keep_weekly: int | None = opt(None, "Number of weekly archives to keep.", min=0)
+    keep_monthly: int | None = opt(None, "Number of monthly archives to keep.", min=0)
+    keep_yearly: int | None = opt(None, "Number of yearly archives to keep.", min=0)
     extra_args: list[str] = opt([], "Extra arguments appended to borg prune.")
 
 
 @dataclass
 class CompactConfig:
-    threshold: int | None = opt(None, "Minimum saved space in percent for a segment to be compacted.")
+    threshold: int | None = opt(None, "Minimum saved space in percent for a segment to be compacted.",
+                                  min=0, max=100)
     extra_args: list[str] = opt([], "Extra arguments appended to borg compact.")
 
 
@@ -45,7 +46,7 @@ class CheckConfig:
     repository_only: bool = opt(False, "Only check the repository (--repository-only).")
     archives_only: bool = opt(False, "Only check the archives (--archives-only).")
     verify_data: bool = opt(False, "Read and verify all data (--verify-data); slow.")
-    max_duration: int | None = opt(None, "Partial repository check of at most this many seconds.")
+    max_duration: int | None = opt(None, "Partial repository check of at most this many seconds.", min=0)
     extra_args: list[str] = opt([], "Extra arguments appended to borg check.")
 
 
@@ -69,7 +70,7 @@ class JobConfig:
     environment: dict[str, str] = opt({}, "Extra environment for borg, e.g. BORG_RSH. Values are "
                                           "treated as secrets in all output.", kind="secret-values")
     extra_args: list[str] = opt([], "Extra arguments appended to borg create.")
-    lock_wait: int | None = opt(None, "Seconds borg waits for the repository lock (default: global).")
+    lock_wait: int | None = opt(None, "Seconds borg waits for the repository lock (default: global).", min=0)
     max_age: str | None = opt(None, "Freshness target, e.g. 26h; exported as borgwatch_max_age_seconds.",
                               kind="duration")
     warnings: str = opt("warning", "How a borg warning counts: warning (exit non-zero, last success "
@@ -93,7 +94,7 @@ class Config:
     borg: str = opt("borg", "Borg binary (name on PATH or absolute path).")
     hostname: str | None = opt(None, "Host name used in archive names and the Loki host label "
                                      "(default: the machine's).")
-    lock_wait: int = opt(60, "Seconds borg waits for a repository lock held by someone else.")
+    lock_wait: int = opt(60, "Seconds borg waits for a repository lock held by someone else.", min=0)
     borg_base_dir: str | None = opt(None, "BORG_BASE_DIR for borg (cache, config, keys).")
     jobs: dict[str, JobConfig] = opt({}, "Backup jobs, one [jobs.NAME] table each.")
     loki: LokiConfig | None = opt(None, "Ship structured run logs to Loki.")

@@ -9,6 +9,7 @@ backup result and the exit status never depend on it: nothing here raises or pri
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -147,6 +148,22 @@ def read_secret(path: str | None, command: str | None, timeout: float) -> str | 
     return None
 
 
+def disk_problem(path: Path, exc: OSError) -> str:
+    """An OSError on ``path`` in words that name the filesystem (and its free space) when it is full."""
+    why = exc.strerror or str(exc)
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return why
+    mount = path.parent
+    while not os.path.ismount(mount) and mount != mount.parent:
+        mount = mount.parent
+    try:
+        st = os.statvfs(mount)
+        free = f", {st.f_bavail * st.f_frsize} bytes free"
+    except OSError:
+        free = ""
+    return f"{why} on the filesystem mounted at {mount}{free}; free space there"
+
+
 def journal_stream_active(stream: TextIO, environ: Mapping[str, str]) -> bool:
     """True when ``stream`` is the journal: systemd sets JOURNAL_STREAM=<dev>:<inode> for it."""
     value = environ.get("JOURNAL_STREAM", "")
@@ -192,6 +209,7 @@ class LokiSink(Sink):
         self._spool: Spool | None = None
         self._spool_loaded = False
         self._warned_spool_drop = False
+        self._on_disk: set[int] = set()  # ids of the pending entries the spool file holds right now
         self._setup_error = ""
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -236,6 +254,7 @@ class LokiSink(Sink):
                 old, bad = [], 0
                 log.warning("Loki spool %s unreadable: %s", spool.path, exc)
             handler.shipper.pending[:0] = old  # spooled lines go first, in their order
+            self._on_disk = {id(e) for e in old}
             handler.shipper.stats.dropped += bad
         for event in events:
             handler.handle(self._record(event, result))
@@ -251,18 +270,28 @@ class LokiSink(Sink):
         try:
             spooled, dropped = spool.save(shipper.pending)
         except OSError as exc:
-            dropped = len(shipper.pending)
-            log.warning("Loki spool %s not writable, %d line(s) lost: %s", spool.path, dropped, exc)
+            # the previous spool file is intact: only lines it does not hold are lost, and only once the
+            # run ends (a later save in this run may still succeed)
+            lost = [e for e in shipper.pending if id(e) not in self._on_disk]
+            spooled = len(shipper.pending) - len(lost)
+            if final:
+                stats.dropped += len(lost)
+                shipper.pending[:] = [e for e in shipper.pending if id(e) in self._on_disk]
+                log.warning("Loki spool %s not writable: %s; %d new line(s) lost, %d spooled earlier kept",
+                            spool.path, disk_problem(spool.path, exc), len(lost), spooled)
+            return SinkReport(sink=self.name, failures=stats.failures + handler.errors, spooled=spooled,
+                              dropped=stats.dropped, delivered=stats.delivered)
         if dropped:
             stats.dropped += dropped
             shipper.pending[:dropped] = []
             if not self._warned_spool_drop:
                 self._warned_spool_drop = True
-                log.warning("Loki spool full (%d bytes): dropped the %d oldest line(s)",
+                log.warning("Loki spool full (spool_max_bytes = %d): dropped the %d oldest line(s)",
                             spool.max_bytes, dropped)
+        self._on_disk = {id(e) for e in shipper.pending}
         if final and spooled:  # nothing lost yet: the spool gauge and failure counter tell
             log.info("Loki unavailable (%s): %d line(s) spooled to %s for the next run",
-                        stats.unavailable_reason or shipper.disabled, spooled, spool.path)
+                     stats.unavailable_reason or shipper.disabled, spooled, spool.path)
         return SinkReport(sink=self.name, failures=stats.failures + handler.errors, spooled=spooled,
                           dropped=stats.dropped, delivered=stats.delivered)
 

@@ -16,6 +16,7 @@ import gzip
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,12 +28,13 @@ from logging_loki import LokiHandler
 from logging_loki.emitter import LokiEmitterV1
 
 from borgwatch import __version__
+from borgwatch.fileio import atomic_write, make_dirs, open_nofollow, read_own_file, remove_stale_temps
 
 log = logging.getLogger("borgwatch.sinks.loki")
 
 PUSH_PATH = "/loki/api/v1/push"
 BACKOFF_BASE = 0.25  # seconds; doubled per retry
-MAX_SPLITS = 24  # pushes spent isolating lines Loki rejects (400/413) per run
+MAX_SPLITS = 24  # pushes spent isolating lines Loki rejects (400) per run
 
 
 def to_ns(seconds: float) -> int:
@@ -127,29 +129,36 @@ class Spool:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        make_dirs(self.path.parent)
+        fd = open_nofollow(self.path.with_suffix(".lock"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
 
     def load(self) -> tuple[list[Entry], int]:
         """(entries, unreadable lines)."""
-        if not self.path.exists():
+        if not self.path.exists() and not self.path.is_symlink():
             return [], 0
         entries: list[Entry] = []
         bad = 0
-        with self._locked(), open(self.path, encoding="utf-8", errors="replace") as f:
-            for text in f:
-                if not text.strip():
-                    continue
-                try:
-                    entries.append(Entry.from_json(text))
-                except (ValueError, KeyError, TypeError):
-                    bad += 1
+        with self._locked():
+            data = read_own_file(self.path, 4 * max(self.max_bytes, 1 << 20))
+        if data is None:
+            raise OSError(f"{self.path} is not a regular file of borgwatch's user, or far over spool_max_bytes")
+        for text in data.decode("utf-8", errors="replace").splitlines():
+            if not text.strip():
+                continue
+            try:
+                entries.append(Entry.from_json(text))
+            except (ValueError, KeyError, TypeError):
+                bad += 1
         return entries, bad
 
     def save(self, entries: list[Entry]) -> tuple[int, int]:
-        """Replace the spool with ``entries`` (newest kept when over the bound): (kept, dropped)."""
+        """Replace the spool with ``entries`` (newest kept when over the bound): (kept, dropped).
+        On OSError the previous spool file is left as it was."""
         lines = [e.to_json() + "\n" for e in entries]
         size, keep_from = 0, len(lines)
         while keep_from > 0 and size + len(lines[keep_from - 1].encode()) <= self.max_bytes:
@@ -157,16 +166,11 @@ class Spool:
             size += len(lines[keep_from].encode())
         kept = lines[keep_from:]
         with self._locked():
+            remove_stale_temps(self.path)  # left by a killed run; the spool lock is held
             if not kept:
                 self.path.unlink(missing_ok=True)
             else:
-                tmp = self.path.with_suffix(".tmp")
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.writelines(kept)
-                    f.flush()
-                    os.fsync(f.fileno())
-                os.replace(tmp, self.path)
+                atomic_write(self.path, "".join(kept).encode("utf-8"))
         return len(kept), keep_from
 
 
@@ -200,6 +204,7 @@ class Shipper:
     stats: ShipperStats = field(default_factory=ShipperStats)
     disabled: str = ""  # set: no more pushes this run (timeout, auth/config trouble)
     _splits: int = 0
+    _warned_413: bool = False
 
     def flush(self) -> None:
         """Push everything pending, in order, until done or until Loki is unavailable."""
@@ -210,14 +215,15 @@ class Shipper:
             if handled < len(batch):
                 break
 
-    def _take_batch(self) -> list[Entry]:
+    def _take_batch(self, entries: list[Entry] | None = None) -> list[Entry]:
+        entries = self.pending if entries is None else entries
         size, n = 0, 0
-        for e in self.pending:
-            size += len(e.line) + len(e.ts) + 8
+        for e in entries:
+            size += _raw_size([e])
             if n and size > self.batch_max_bytes:
                 break
             n += 1
-        return self.pending[:n]
+        return entries[:n]
 
     def _send(self, batch: list[Entry]) -> int:
         """Entries handled (delivered or given up), counted from the front of ``batch``."""
@@ -225,6 +231,19 @@ class Shipper:
         if outcome == "ok":
             self.stats.delivered += len(batch)
             return len(batch)
+        if outcome == "too_large":  # a proxy's body limit: the lines are fine, the batch is too big
+            if len(batch) == 1:
+                self.disabled = self.stats.unavailable_reason  # kept in the spool for a later run
+                return 0
+            self.batch_max_bytes = max(1, min(self.batch_max_bytes, _raw_size(batch) // 2))
+            handled = 0
+            while handled < len(batch) and not self.disabled:  # the same lines, in smaller batches
+                part = self._take_batch(batch[handled:])
+                done = self._send(part)
+                handled += done
+                if done < len(part):
+                    break
+            return handled
         if outcome != "rejected":
             return 0
         if len(batch) == 1 or self._splits >= MAX_SPLITS:
@@ -236,7 +255,7 @@ class Shipper:
         return first if first < mid else mid + self._send(batch[mid:])
 
     def _push(self, batch: list[Entry]) -> str:
-        """One batch with retries: ok | rejected | unavailable."""
+        """One batch with retries: ok | rejected | too_large | unavailable."""
         body = build_body(batch)
         headers = {"Content-Type": "application/json", "User-Agent": f"borgwatch/{__version__}",
                    **self.headers}
@@ -253,7 +272,16 @@ class Shipper:
             if status in (200, 204):
                 return "ok"
             self.stats.failures += 1
-            if status in (400, 413):
+            if status == 413:
+                self.stats.unavailable_reason = self.redact(
+                    f"HTTP 413 for a {len(body)}-byte push of {len(batch)} line(s) (a body size limit, "
+                    f"e.g. a proxy's): {text}")
+                if not self._warned_413:
+                    self._warned_413 = True
+                    log.warning("Loki answered 413 (body too large) to %d bytes: sending smaller batches; "
+                                "raise the proxy's body limit or lower [loki] batch_max_bytes", len(body))
+                return "too_large"
+            if status == 400:
                 if not self.stats.rejected_reason:
                     self.stats.rejected_reason = self.redact(f"HTTP {status}: {text}")
                     log.warning("Loki rejected %d log line(s), not retried: %s", len(batch),
@@ -276,22 +304,44 @@ class Shipper:
 
     def _post(self, body: bytes, headers: dict[str, str],
               remaining: float) -> tuple[int | str, str, float | None]:
+        """One POST under a total deadline. requests' timeouts bound each socket operation only, so a
+        server answering a byte a second would hold the run for as long as it likes: the request runs in
+        a daemon thread that is abandoned (its lines stay pending) when the deadline passes."""
         timeout = (min(self.connect_timeout, remaining), min(self.read_timeout, remaining))
+        deadline = min(remaining, self.connect_timeout + self.read_timeout)
+        answer: list[tuple[int | str, str, float | None]] = []
+        worker = threading.Thread(target=lambda: answer.append(self._request(body, headers, timeout)),
+                                  name="borgwatch-loki-push", daemon=True)
         with self.budget.spending():
-            try:
-                resp = self.session.post(self.url, data=body, headers=headers, timeout=timeout,
-                                         verify=self.verify)
-            except requests.Timeout as exc:
-                kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
-                return "timeout", f"no answer within the {kind} timeout ({timeout[1]:.1f}s)", None
-            except requests.RequestException as exc:
-                return "connection", f"connection failed: {type(exc).__name__}: {_root(exc)}", None
-            text = " ".join(resp.text[:300].split())
-            retry_after = None
-            with contextlib.suppress(TypeError, ValueError):
-                retry_after = float(resp.headers.get("Retry-After", ""))
-            resp.close()
-            return resp.status_code, text, retry_after
+            worker.start()
+            worker.join(deadline)
+        if answer:
+            return answer[0]
+        return "timeout", f"no complete answer within {deadline:.1f}s (Loki answers too slowly)", None
+
+    def _request(self, body: bytes, headers: dict[str, str],
+                 timeout: tuple[float, float]) -> tuple[int | str, str, float | None]:
+        try:
+            resp = self.session.post(self.url, data=body, headers=headers, timeout=timeout, verify=self.verify,
+                                     stream=True)  # only the first bytes of an answer are read
+        except requests.Timeout as exc:
+            kind = "connect" if isinstance(exc, requests.ConnectTimeout) else "read"
+            return "timeout", f"no answer within the {kind} timeout ({timeout[1]:.1f}s)", None
+        except Exception as exc:  # noqa: BLE001 - runs in a thread: an escape would print a traceback
+            return "connection", f"connection failed: {type(exc).__name__}: {_root(exc)}", None
+        try:
+            text = " ".join(next(resp.iter_content(600), b"").decode("utf-8", "replace")[:300].split())
+        except requests.RequestException:
+            text = ""
+        retry_after = None
+        with contextlib.suppress(TypeError, ValueError):
+            retry_after = float(resp.headers.get("Retry-After", ""))
+        resp.close()
+        return resp.status_code, text, retry_after
+
+
+def _raw_size(batch: list[Entry]) -> int:
+    return sum(len(e.line) + len(e.ts) + 8 for e in batch)
 
 
 def _root(exc: BaseException) -> str:

@@ -9,12 +9,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from borgwatch.fileio import read_own_file, remove_stale_temps
 from borgwatch.metrics import SPECS, job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.sinks.base import Sink
 
 if TYPE_CHECKING:
     from borgwatch.exposition import FullSample
+
+# A job's textfile is a few kB; a bigger one was not written by borgwatch and is not worth reading.
+MAX_TEXTFILE_BYTES = 1024 * 1024
 
 # borgwatch.exposition (prometheus_client) is imported when a file is written: the runner starts the
 # sinks once borg is running, so that import overlaps borg's own start-up instead of preceding it
@@ -34,6 +38,7 @@ class TextfileSink(Sink):
     def on_start(self, result: RunResult) -> None:
         from borgwatch.exposition import build_registry, with_labels, write_textfile
 
+        remove_stale_temps(self.path)  # left by a killed run (the job's lock is held)
         fresh = with_labels(job_samples(result), backup_job=self.job)
         replaced = {name for name, _, _ in fresh}
         kept = [s for s in self._existing_samples() if s[0] not in replaced]
@@ -48,15 +53,18 @@ class TextfileSink(Sink):
     def _existing_samples(self) -> list[FullSample]:
         from prometheus_client.parser import text_string_to_metric_families
 
+        # the textfile dir may be writable by others: a FIFO, a symlink to /dev/zero or to a root-only
+        # file, or a hard link planted there must neither hang the run nor leak into the .prom
+        data = read_own_file(self.path, MAX_TEXTFILE_BYTES)
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
+            text = data.decode("utf-8") if data is not None else ""
+        except UnicodeDecodeError:
             return []
         samples: list[FullSample] = []
         try:
             for family in text_string_to_metric_families(text):
                 for s in family.samples:
-                    if s.name in SPECS:
+                    if s.name in SPECS and s.labels.get("backup_job") == self.job:
                         samples.append((s.name, dict(s.labels), s.value))
         except ValueError:
             return []  # unparsable: start over with the fresh series only
