@@ -21,6 +21,9 @@ ASSETS: dict[str, str] = {
     "grafana-dashboards": "grafana-provisioning/dashboards.yaml",
     "loki-config": "loki/loki-config.yaml",
     "loki-archive": "loki/archive-logs.sh",
+    # SLOs: objectives, indicators and error-budget burn alerts (the report reads the same objectives)
+    "slo-rules": "borgwatch-slo-rules.yml",
+    "slo-rules-test": "borgwatch-slo-rules.test.yml",
 }
 
 
