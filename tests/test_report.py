@@ -95,7 +95,7 @@ def expected(job: Job, since: float, until: float, objective: float) -> dict:
 
 def test_numbers_equal_the_generated_truth(prom: PromServer, rendered: tuple[Path, dict]) -> None:
     _, data = rendered
-    assert data["objectives_from"].startswith("Prometheus rules")
+    assert data["objectives_from"] == "read from Prometheus"
     by_job = {j["backup_job"]: j for j in data["jobs"]}
     assert sorted(by_job) == ["etc", "home", "media"]
     fleet_bad = 0.0

@@ -99,9 +99,9 @@ def attainment(report: Report) -> Chart:
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_yticks(list(ys), names)
-        ax.invert_yaxis()
         for side in ("top", "right"):
             ax.spines[side].set_visible(False)
+    axes[0].invert_yaxis()  # shared y axis: once for both, first job on top, "all jobs" last
     axes[1].plot([], [], color="black", linestyle="--", label="target")
     axes[1].legend(loc="lower right", fontsize=9)
     return Chart("slo-attainment", "SLO attainment",
@@ -208,7 +208,6 @@ def repository(report: Report) -> Chart:
                     label=job.name, linewidth=1.5)
     _time_axis(ax, report)
     ax.yaxis.set_major_formatter(_bytes_formatter())
-    ax.set_ylim(bottom=0)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=9, loc="upper left", ncol=4)
     return Chart("repository-size", "Repository growth", "Storage the backups occupy; drops follow pruning.",

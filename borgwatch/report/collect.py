@@ -200,7 +200,8 @@ def _objectives(client: PromClient, sel: str, until: float, now: float) -> tuple
                     key = (labels.get("instance", ""), labels.get("backup_job", ""))
                     out.setdefault(key, {})[field_name] = value
                 break
-    return out, "Prometheus rules (borgwatch-slo-rules.yml)" if found else "defaults: the SLO rules are not loaded"
+    return out, ("read from Prometheus" if found else
+                 "the file's defaults: Prometheus does not evaluate the SLO rules")
 
 
 def _runs(counters: dict[str, Points], ends: Points, duration: Points, added: Points,

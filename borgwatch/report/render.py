@@ -35,13 +35,18 @@ def _cls(value: float | None, objective: float) -> str:
     return "" if value is None else ("met" if value >= objective else "missed")
 
 
+def _budget(remaining: float, bad: float, allowed: float) -> str:
+    left = f"{remaining:.0%} left" if remaining >= 0 else "none left"
+    return f"{left}: stale {fmt_duration(bad)} of {fmt_duration(allowed)} allowed"
+
+
 def _row(name: str, host: str, fresh: TimeSlo, runs: RunSlo, check: TimeSlo | None, fleet: bool = False) -> dict:
     allowed = (1 - fresh.objective) * fresh.observed_seconds
     return {
         "name": name, "host": host, "fleet": fleet,
         "fresh": _pct(fresh.attainment), "fresh_target": _pct(fresh.objective),
         "fresh_class": _cls(fresh.attainment, fresh.objective),
-        "budget": f"{_pct(fresh.budget_remaining)} of {fmt_duration(allowed)}",
+        "budget": _budget(fresh.budget_remaining, fresh.bad_seconds, allowed),
         "runs": _pct(runs.attainment), "runs_class": _cls(runs.attainment, runs.objective),
         "runs_detail": f"({runs.good} of {runs.total}) / {_pct(runs.objective)}",
         "check": f"{_pct(check.attainment)} / {_pct(check.objective)}" if check else "no checks",
@@ -71,11 +76,14 @@ def html(report: Report, charts: list[Chart], generated: float) -> str:
                         "end": "still stale" if b.ongoing else fmt_time(b.end), "length": fmt_duration(b.seconds),
                         "t": b.start} for j in report.jobs for b in j.freshness.breaches), key=lambda b: b["t"])
     checks = [{"job": j.name, "host": j.instance, "count": len(j.checks),
+               "overdue": fmt_duration(j.integrity.bad_seconds) if j.integrity.bad_seconds else "never",
                "last": fmt_time(j.check_age[-1][0] - j.check_age[-1][1]) if j.check_age else "–"}
               for j in report.jobs if j.integrity]
     return env.get_template("report.html.j2").render(
         period=f"{fmt_time(report.since)} – {fmt_time(report.until)}", jobs=report.jobs, rows=rows,
-        headline=_headline(report), breaches=breaches, checks=checks, objectives_from=report.objectives_from,
+        headline=_headline(report), breaches=breaches, checks=checks,
+        check_limit=" / ".join(sorted({f"{j.check_max_age / 86400:g} days" for j in report.jobs if j.integrity})),
+        objectives_from=report.objectives_from,
         charts=[{"name": c.name, "title": c.title, "caption": c.caption,
                  "data": base64.b64encode(c.png).decode()} for c in charts],
         generated=fmt_time(generated), version=__version__, prometheus=report.prometheus)
