@@ -148,3 +148,17 @@ def test_slo_alerts_route_into_the_existing_tree(severity: str, receivers: str, 
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert route in proc.stdout
+
+
+def test_backup_assurance_shows_the_slo_recording_rules() -> None:
+    import json
+    dash = json.loads(read_asset("dashboard-backup-assurance"))
+    titles = [p["title"] for p in dash["panels"]]
+    row = titles.index("Service level objectives (30 days, borgwatch-slo-rules.yml)")
+    exprs = " ".join(t["expr"] for p in dash["panels"][row + 1:] for t in p.get("targets", []))
+    slo_records = {r["record"] for r in slo_rules() if "record" in r}
+    used = {n for n in metric_names(exprs) if n.startswith("borgwatch:slo")}
+    assert used <= slo_records
+    assert {"borgwatch:slo_freshness:ratio_30d", "borgwatch:slo_freshness:budget_remaining_30d",
+            "borgwatch:slo_run_success:ratio_30d", "borgwatch:slo_check:ratio_30d",
+            "borgwatch:slo_freshness_good"} <= used
