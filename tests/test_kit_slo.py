@@ -19,7 +19,7 @@ from kit_files import (
     slo_alert_names,
     slo_rules,
 )
-from kit_promql import known_metric, metric_names
+from kit_promql import expand_grafana, known_metric, metric_names
 
 from borgwatch.kit import ASSETS, KIT_DIR, read_asset
 
@@ -155,9 +155,9 @@ def test_backup_assurance_shows_the_slo_recording_rules() -> None:
     dash = json.loads(read_asset("dashboard-backup-assurance"))
     titles = [p["title"] for p in dash["panels"]]
     row = titles.index("Service level objectives (30 days, borgwatch-slo-rules.yml)")
-    exprs = " ".join(t["expr"] for p in dash["panels"][row + 1:] for t in p.get("targets", []))
+    exprs = [t["expr"] for p in dash["panels"][row + 1:] for t in p.get("targets", [])]
     slo_records = {r["record"] for r in slo_rules() if "record" in r}
-    used = {n for n in metric_names(exprs) if n.startswith("borgwatch:slo")}
+    used = {n for e in exprs for n in metric_names(expand_grafana(e)) if n.startswith("borgwatch:slo")}
     assert used <= slo_records
     assert {"borgwatch:slo_freshness:ratio_30d", "borgwatch:slo_freshness:budget_remaining_30d",
             "borgwatch:slo_run_success:ratio_30d", "borgwatch:slo_check:ratio_30d",
