@@ -13,6 +13,7 @@ matplotlib.use("Agg")  # no display; must precede pyplot
 
 import matplotlib.dates as mdates  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from borgwatch.report.collect import CHURN, Report  # noqa: E402
@@ -109,7 +110,7 @@ def attainment(report: Report) -> Chart:
 
 
 def freshness(report: Report) -> Chart:
-    fig, ax = _figure("Was a recent backup available? (green: yes, red: newest backup older than allowed)")
+    fig, ax = _figure("Was a recent backup available?")
     for y, job in enumerate(report.jobs):
         begin = report.until - job.freshness.observed_seconds
         ax.broken_barh([_span(begin, report.until)], (y - 0.35, 0.7), color=GOOD)
@@ -117,6 +118,9 @@ def freshness(report: Report) -> Chart:
     ax.set_yticks(range(len(report.jobs)), [j.name for j in report.jobs])
     ax.set_ylim(len(report.jobs) - 0.5, -0.5)
     ax.grid(False)
+    ax.legend(handles=[Patch(color=GOOD, label="recent backup available"),
+                       Patch(color=BAD, label="newest backup too old")], fontsize=9, loc="upper left",
+              bbox_to_anchor=(0, -0.16), ncol=2, frameon=False)
     _time_axis(ax, report)
     return Chart("freshness", "Freshness timeline",
                  "Each row is a backup job. Red stretches are times when the newest successful backup was older "
