@@ -47,3 +47,9 @@ def test_counter_reset_counts_the_new_value() -> None:
                                                (2 * 86400 + 3 * 3600, "2 d 3 h")])
 def test_durations_for_people(seconds: float, text: str) -> None:
     assert fmt_duration(seconds) == text
+
+
+def test_default_objectives_are_read_from_the_kit_rules_file() -> None:
+    from borgwatch.report.collect import default_objectives
+    assert default_objectives() == pytest.approx(
+        {"freshness": 0.95, "runs": 0.9, "integrity": 0.99, "check_max_age": 8 * 86400})

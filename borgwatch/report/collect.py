@@ -68,10 +68,13 @@ class Report:
         return _fleet(slos) if slos else None
 
     def fleet_runs(self) -> RunSlo:
-        out = RunSlo(objective=min((j.runs.objective for j in self.jobs), default=0.9))
+        """All runs together; the failures allowed are the sum of every job's allowance."""
+        out = RunSlo(objective=1.0)
         for j in self.jobs:
             for status, n in j.runs.by_status.items():
                 out.by_status[status] = out.by_status.get(status, 0) + n
+        if out.total:
+            out.objective = 1 - sum((1 - j.runs.objective) * j.runs.total for j in self.jobs) / out.total
         return out
 
     def runs_per_day(self) -> dict[str, dict[str, int]]:
@@ -87,8 +90,11 @@ class Report:
 
 
 def _fleet(slos: list[TimeSlo]) -> TimeSlo:
-    """All jobs' time together: stale seconds over observed seconds, the strictest objective."""
-    fleet = TimeSlo(min(s.objective for s in slos), sum(s.observed_seconds for s in slos), [])
+    """All jobs' time together: stale seconds over observed seconds; the error budget is the sum of every
+    job's budget, so the fleet objective is the time-weighted mean of the jobs' objectives."""
+    observed = sum(s.observed_seconds for s in slos)
+    allowed = sum((1 - s.objective) * s.observed_seconds for s in slos)
+    fleet = TimeSlo(1 - allowed / observed if observed else 1.0, observed, [])
     fleet.breaches = [b for s in slos for b in s.breaches]
     return fleet
 
