@@ -150,5 +150,35 @@ def metrics_reference() -> None:
     sys.stdout.write(render_metrics_markdown())
 
 
+@app.command()
+def report(
+    prometheus: Annotated[str, typer.Option(envvar="BORGWATCH_PROMETHEUS_URL",
+                                            help="Prometheus base URL, e.g. http://prometheus:9090.")],
+    since: Annotated[str, typer.Option(help="Start: a duration before --until (30d, 12h, 2w) or a date/time.")] = "30d",
+    until: Annotated[str, typer.Option(help="End: now, a date (2026-11-30) or a date/time (UTC).")] = "now",
+    job: Annotated[list[str] | None, typer.Option("--job", "-j", help="Only this backup job (repeatable).")] = None,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Directory for report.html and the PNG "
+                                                                       "charts (replaced as a whole).")] = None,
+    pdf: Annotated[bool, typer.Option("--pdf", help="Also print report.pdf (headless Chromium).")] = False,
+    as_json: JsonOpt = False,
+    username: Annotated[str | None, typer.Option(help="Basic auth user name.")] = None,
+    password_file: Annotated[str | None, typer.Option(help="File holding the basic auth password.")] = None,
+    password_command: Annotated[str | None, typer.Option(help="Command printing the basic auth password.")] = None,
+    token_file: Annotated[str | None, typer.Option(help="File holding a bearer token.")] = None,
+    token_command: Annotated[str | None, typer.Option(help="Command printing a bearer token.")] = None,
+    ca_file: Annotated[str | None, typer.Option(help="CA bundle to verify Prometheus (default: system CAs).")] = None,
+    cert_file: Annotated[str | None, typer.Option(help="Client certificate (PEM) for mTLS.")] = None,
+    key_file: Annotated[str | None, typer.Option(help="Client key (PEM) for mTLS.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each Prometheus answer.")] = 30.0,
+) -> None:
+    """Backup SLO report from Prometheus: HTML with charts, PNG per chart, optional PDF, --json numbers."""
+    from borgwatch.report.command import ReportOptions, report_command
+    from borgwatch.report.prom import PromAuth
+    auth = PromAuth(username, password_file, password_command, token_file, token_command, ca_file, cert_file,
+                    key_file)
+    _call(report_command, ReportOptions(prometheus, since, until, tuple(job or ()), output, pdf, as_json, auth,
+                                        timeout))
+
+
 def main() -> None:
     app()

@@ -36,7 +36,21 @@ def alert_names() -> set[str]:
 
 
 def recorded_names() -> frozenset[str]:
-    return frozenset(rule["record"] for rule in all_rules() if "record" in rule)
+    """Recording rules of both rule files (dashboards use the SLO ones too)."""
+    return frozenset(rule["record"] for rule in all_rules() + slo_rules() if "record" in rule)
+
+
+@cache
+def slo_rules_doc() -> dict[str, Any]:
+    return kit_yaml.load(read_asset("slo-rules"))
+
+
+def slo_rules() -> list[dict[str, Any]]:
+    return [rule for group in slo_rules_doc()["groups"] for rule in group["rules"]]
+
+
+def slo_alert_names() -> set[str]:
+    return {rule["alert"] for rule in slo_rules() if "alert" in rule}
 
 
 @cache

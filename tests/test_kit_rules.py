@@ -18,6 +18,7 @@ from kit_files import (
     playbook_sections,
     recorded_names,
     rules_tests_doc,
+    slo_alert_names,
 )
 from kit_promql import known_metric, metric_names
 
@@ -193,7 +194,7 @@ def test_test_file_reader_is_faithful() -> None:
 # ------------------------------------------------------------------ playbook
 def test_playbook_has_one_complete_section_per_alert() -> None:
     sections = playbook_sections()
-    assert set(sections) == alert_names()
+    assert set(sections) == alert_names() | slo_alert_names()
     for name, text in sections.items():
         for part in ("**Meaning.**", "**First three checks**", "**Likely causes.**", "**Remediation",
                      "**Escalation.**", "**Auto-remediation"):

@@ -27,6 +27,9 @@ ASSETS: dict[str, str] = {
     "blackbox-targets": "blackbox/targets.example.yml",
     "tls-rules": "blackbox/tls-probe-rules.yml",
     "tls-rules-test": "blackbox/tls-probe-rules.test.yml",
+    # SLOs: objectives, indicators and error-budget burn alerts (the report reads the same objectives)
+    "slo-rules": "borgwatch-slo-rules.yml",
+    "slo-rules-test": "borgwatch-slo-rules.test.yml",
 }
 
 

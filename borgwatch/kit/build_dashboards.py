@@ -163,6 +163,82 @@ EXIT_MAPPINGS = [
 ]
 
 
+# ------------------------------------------------------------------ SLOs (borgwatch-slo-rules.yml)
+# The same recording rules `borgwatch report` documents; Grafana shows them live, the report per period.
+BURN = ("(1 - borgwatch:slo_freshness:ratio_{w}{{{job}}}) / on (instance, job, backup_job) "
+        "(1 - borgwatch:slo_freshness_objective{{{job}}})")
+
+
+def slo_panels() -> list[Panel]:
+    percent = [("red", None), ("green", 0.95)]
+    return [
+        Panel("Service level objectives (30 days, borgwatch-slo-rules.yml)", "row"),
+        Panel(
+            "Recent backup available (freshness SLO)",
+            "bargauge",
+            [(f"borgwatch:slo_freshness:ratio_30d{{{JOB}}}", "{{backup_job}}")],
+            unit="percentunit",
+            width=6,
+            thresholds=percent,
+            description="Share of the last 30 days in which the newest successful backup was younger than "
+            "max_age. The objective per job is borgwatch:slo_freshness_objective (default 95 %).",
+        ),
+        Panel(
+            "Freshness error budget left",
+            "bargauge",
+            [(f"borgwatch:slo_freshness:budget_remaining_30d{{{JOB}}}", "{{backup_job}}")],
+            unit="percentunit",
+            width=6,
+            thresholds=[("red", None), ("orange", 0), ("green", 0.5)],
+            description="1 - stale time / stale time the objective allows over 30 days. Below 0 the "
+            "objective is missed.",
+        ),
+        Panel(
+            "Successful runs (run success SLO)",
+            "bargauge",
+            [
+                (f"borgwatch:slo_run_success:ratio_30d{{{JOB}}}", "{{backup_job}}"),
+                ("borgwatch:slo_run_success:fleet_ratio_30d", "all jobs"),
+            ],
+            unit="percentunit",
+            width=6,
+            thresholds=[("red", None), ("green", 0.9)],
+            description="Runs that ended success or warning among all runs of the last 30 days.",
+        ),
+        Panel(
+            "Repository verified (integrity SLO)",
+            "bargauge",
+            [(f"borgwatch:slo_check:ratio_30d{{{JOB}}}", "{{backup_job}}")],
+            unit="percentunit",
+            width=6,
+            thresholds=[("red", None), ("green", 0.99)],
+            description="Share of the last 30 days in which the last successful borg check was younger than "
+            "borgwatch:slo_check_max_age_seconds (default 8 days).",
+        ),
+        Panel(
+            "Fresh or stale",
+            "state-timeline",
+            [(f"borgwatch:slo_freshness_good{{{JOB}}}", "{{backup_job}}")],
+            width=12,
+            mappings=[{"type": "value", "options": {"1": {"text": "fresh", "color": "green"},
+                                                    "0": {"text": "stale", "color": "red"}}}],
+            description="The SLI itself: 1 while the newest successful backup is within max_age.",
+        ),
+        Panel(
+            "Freshness budget burn rate",
+            "timeseries",
+            [
+                (BURN.format(w="2d", job=JOB), "{{backup_job}} 2d (pages above 10)"),
+                (BURN.format(w="3d", job=JOB), "{{backup_job}} 3d (tickets above 1)"),
+            ],
+            width=12,
+            thresholds=[("green", None), ("orange", 1), ("red", 10)],
+            description="How many times faster than allowed the job spends its freshness budget; the "
+            "BackupFreshnessBudgetBurn alert uses these windows.",
+        ),
+    ]
+
+
 def backup_assurance() -> dict[str, Any]:
     variables = [
         _variable_datasource("datasource", "prometheus", "Prometheus"),
@@ -390,6 +466,7 @@ def backup_assurance() -> dict[str, Any]:
             height=12,
         ),
     ]
+    panels += slo_panels()
     return dashboard(
         "borgwatch-backup-assurance",
         "Backup Assurance",
