@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +45,8 @@ class StageContext:
     interrupted: int | None = None  # signal number once borgwatch was asked to stop
     files_logged: int = 0
     on_borg_started: Callable[[], None] | None = None  # called once, when the run's first borg is running
+    diff_doubt: str = ""  # why this run's dataset diff cannot be exact (baseline unverifiable)
+    index_error: str = ""  # the dataset index failed (disk full, corrupt): no diff this run
 
     def event(self, level: str, event: str, message: str, **fields: object) -> None:
         if len(self.result.events) >= MAX_EVENTS:
@@ -156,10 +160,15 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
     log_files = ctx.job.log_files
 
     def on_file(event: Event) -> None:
+        nonlocal index
         if not isinstance(event, FileStatus):
             return
         if index is not None:
-            index.record(event.status, event.path)
+            try:
+                index.record(event.status, event.path)
+            except sqlite3.Error as exc:  # state_dir full, index damaged: borg goes on, the diff is dropped
+                ctx.index_error = ctx.index_error or str(exc)
+                index = None
         if log_files and event.status in ("A", "M", "C", "E") and ctx.files_logged < MAX_FILE_EVENTS:
             ctx.files_logged += 1
             ctx.event("info", "file_status", ctx.redact(event.path), status=event.status)
@@ -177,27 +186,50 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
     return stage
 
 
-def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str | None:
-    """No trustworthy index of the previous archive (first borgwatch run on an existing repository, or
-    lost state): rebuild it from borg's listing of the job's newest archive, so that files that were
-    already backed up are not counted as added."""
+def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
+    """The index is the diff's baseline only while it describes the job's newest archive in the
+    repository: an archive borgwatch did not record (a killed run, a kill in the diff stage, a manual
+    ``borg create``) moved borg's files cache on, and its ``U`` would vouch for files that changed since
+    the index. So ask the repository (one ``borg list --last 1``) and rebuild the index from that archive
+    when they differ. Returns the baseline archive ("" when the job has none); ``ctx.diff_doubt`` says why
+    the diff cannot be exact."""
     runner = StageRunner(ctx, "diff", instrumentation=True)
-    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, glob, last=1))
+    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, f"{glob}*",
+                                                   last=1, checkpoints=True))
+    known = index.previous_archive() or ""
+    if ctx.interrupted is not None:
+        return known
+    newest: str | None = None
     try:
         archives = json.loads(listing.stdout or b"{}").get("archives") or []
-    except ValueError:
-        archives = []
-    if listing.returncode != 0 or not archives:
-        return None
-    name = str(archives[-1]["name"])
+        newest = str(archives[-1]["name"]) if archives else ""
+    except (ValueError, AttributeError, KeyError, TypeError, IndexError):
+        pass
+    if listing.returncode != 0 or newest is None:
+        ctx.diff_doubt = (f"cannot list the job's archives (borg list rc {listing.returncode}: "
+                          f"{runner.first_error or 'see log'})")
+        return known
+    if newest and not fnmatch.fnmatchcase(newest, glob):
+        # an interrupted create saved a checkpoint and borg's files cache with it
+        ctx.diff_doubt = f"the newest archive of the job is the checkpoint {newest} of an interrupted run"
+        return known
+    if newest == known:
+        return known
+    if not newest:
+        index.bootstrap("", ())
+        return ""
     with tempfile.TemporaryFile() as out:
-        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, name, ctx.lock_wait)
-        if runner.spawn(argv, stdout_file=out).returncode != 0:
-            return None
+        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, newest, ctx.lock_wait)
+        if runner.spawn(argv, stdout_file=out).returncode != 0 or ctx.interrupted is not None:
+            index.bootstrap("", ())
+            ctx.diff_doubt = ctx.diff_doubt or (f"cannot list archive {newest} to rebuild the baseline "
+                                                f"({runner.first_error or 'see log'})")
+            return ""
         out.seek(0)
-        index.bootstrap(name, _regular_files(out))
-    ctx.event("info", "baseline_rebuilt", f"dataset baseline rebuilt from archive {name}", archive=name)
-    return name
+        index.bootstrap(newest, _regular_files(out))
+    ctx.event("info", "baseline_rebuilt", f"dataset baseline rebuilt from archive {newest}", archive=newest,
+              previous=known)
+    return newest
 
 
 def _regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int | None]]:
@@ -245,6 +277,8 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
             status = "warning" if ctx.interrupted is None else "interrupted"
             message = (f"borg diff failed (rc {rc}): {runner.first_error or 'see log'}; same-size changes "
                        "were estimated by mtime")
+    if ctx.diff_doubt:
+        diff.exact = False
     ctx.result.dataset = diff
     duration = time.monotonic() - t0
     ctx.result.stages.append(StageResult("diff", status, rc, started, duration, message))
