@@ -57,6 +57,11 @@ def run_command(config_path: str | None, names: list[str], all_jobs: bool, as_js
             console.problem(f"{name}: {exc}")
             worst = worst or exc.exit_code
             continue
+        except OSError as exc:  # state_dir full or unwritable before the run began: the next job still runs
+            console.problem(f"{name}: cannot prepare the run in {config.state_dir}: {exc.strerror or exc}; free "
+                            "space there or make it writable")
+            worst = worst or EXIT_ERROR
+            continue
         for text in outcome.problems:
             console.problem(f"{name}: {text}")
         if as_json:
@@ -69,12 +74,17 @@ def run_command(config_path: str | None, names: list[str], all_jobs: bool, as_js
     return worst
 
 
-def status_rows(config: Config) -> list[dict]:
+def status_rows(config: Config, problems: list[str] | None = None) -> list[dict]:
+    """``problems`` receives one line per job whose state cannot be read (its row says "unknown")."""
     rows = []
     for name in config.jobs:
-        state, _ = load_state(Path(config.state_dir), name)
+        state, warning = load_state(Path(config.state_dir), name)
+        if warning and problems is not None:
+            problems.append(f"{name}: {warning.split('; ')[0]}; its last run is unknown until the next run "
+                            "records one")
         last = state.previous_result()
         rows.append({
+            "unknown": bool(warning),
             "job": name,
             "running": JobLock(Path(config.state_dir), name).held(),
             "status": last.status if last else None,
@@ -93,12 +103,15 @@ def status_rows(config: Config) -> list[dict]:
 
 def status_command(config_path: str | None, as_json: bool) -> int:
     config = load_config(config_path)
-    rows = status_rows(config)
+    problems: list[str] = []
+    rows = status_rows(config, problems)
     if as_json:
         console.print_json(rows)
     else:
         print(console.status_table(rows))
-    return 0
+    for text in problems:
+        console.problem(text)
+    return EXIT_ERROR if problems else 0
 
 
 def check_config_command(config_path: str | None) -> int:

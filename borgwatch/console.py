@@ -97,6 +97,10 @@ def status_table(rows: list[dict[str, Any]]) -> str:
     now = time.time()
     for r in rows:
         d = r.get("dataset") or {}
+        if r.get("unknown"):  # its state file is unreadable: "never" would be a claim
+            table.append((r["job"], "unknown", "running" if r.get("running") else "?", "-", "-", "unknown",
+                          "-", "-"))
+            continue
         table.append((
             r["job"],
             "never" if r.get("started_at") is None else human_age(now - r["started_at"]) + " ago",

@@ -12,8 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from borgwatch.model import RunResult
     from borgwatch.sinks.base import Sink
+    from borgwatch.stages import StageContext
 
 RECORD_WAIT = 60.0  # most seconds the end of a run waits for the start-of-run textfile/state writes
 
@@ -104,3 +107,58 @@ class SinkStarter:
     def join(self, timeout: float) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+
+
+def why_line(result: RunResult) -> str:
+    if result.error:
+        return result.error
+    if result.status == "interrupted":
+        return f"interrupted (exit {result.exit_code}); no new archive was recorded" if result.archive is None \
+            else f"interrupted (exit {result.exit_code}) after the archive {result.archive_name} was created"
+    return f"{result.status} (exit {result.exit_code}); see `borgwatch status` and the log"
+
+
+class Stopped(BaseException):
+    """A signal during the end-of-run delivery: leaves the sink that waits (not an Exception, which a
+    sink would swallow)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopForwarder:
+    """Signal handler installed for the whole run: remembers the first signal and forwards every signal
+    to the borg that is running (once a stage context exists); ends the delivery phase when ``raising``."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.ctx: StageContext | None = None
+        self.raising = False
+
+    def attach(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        ctx.interrupted = self.signum
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.signum = self.signum or signum
+        if self.raising:
+            self.raising = False
+            raise Stopped(signum)
+        if self.ctx is not None:
+            self.ctx.interrupted = self.ctx.interrupted or signum
+            if self.ctx.current is not None:
+                self.ctx.current.signal(signum)
+
+
+class PrintedLines:
+    """The console callback, counting the lines a person already saw."""
+
+    def __init__(self, on_message: Callable[[str, str], None] | None) -> None:
+        self.on_message = on_message
+        self.lines = 0
+
+    def __call__(self, level: str, text: str) -> None:
+        self.lines += 1
+        if self.on_message is not None:
+            self.on_message(level, text)

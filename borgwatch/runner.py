@@ -19,9 +19,9 @@ from borgwatch.config.load import parse_duration
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.dataset import DatasetIndex, close_quietly, open_index, remove_index
 from borgwatch.errors import EXIT_ERROR, UserError
-from borgwatch.lifecycle import Problems, RunMarker, SinkStarter
+from borgwatch.lifecycle import PrintedLines, Problems, RunMarker, SinkStarter, StopForwarder, Stopped, why_line
 from borgwatch.lock import JobLock
-from borgwatch.model import RunEvent, RunResult, SinkReport
+from borgwatch.model import RunEvent, RunResult, SinkReport, StageResult
 from borgwatch.redact import Redactor
 from borgwatch.sinks import SINKS, load
 from borgwatch.sinks.base import Sink
@@ -100,8 +100,8 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
     starter = SinkStarter(sinks, result, problems)
     env: BorgEnv | None = None
     ctx: StageContext | None = None
-    printed = _Printed(options.on_message)
-    stop = _StopForwarder()
+    printed = PrintedLines(options.on_message)
+    stop = StopForwarder()
     previous_handlers = {sig: signal.signal(sig, stop) for sig in FORWARDED_SIGNALS}
     try:
         try:
@@ -136,15 +136,15 @@ def _run_locked(config: Config, job_name: str, job: JobConfig, state_dir: Path,
         starter.wait_recorded()
         finish_result(result, job, ctx, stop.signum)
         exit_code = _exit_status(result, job, set())
-        if exit_code != 0 and not printed.errors and not problems.items:
-            problems.append(_why(result))  # every non-zero exit says why, even when borg said nothing
+        if exit_code != 0 and not printed.lines:
+            problems.append(why_line(result))  # every non-zero exit says why, even when borg said nothing
         return _record_and_deliver(sinks, starter, stop, result, job, problems, marker)
     finally:
         for sig, handler in previous_handlers.items():
             signal.signal(sig, handler)
 
 
-def _record_and_deliver(sinks: list[Sink], starter: SinkStarter, stop: _StopForwarder, result: RunResult,
+def _record_and_deliver(sinks: list[Sink], starter: SinkStarter, stop: StopForwarder, result: RunResult,
                         job: JobConfig, problems: Problems, marker: RunMarker) -> RunOutcome:
     """The finished run is recorded (textfile, state: local files) before anything that can hang; the
     delivery sinks (network) follow, and a signal while they wait ends the delivery, not the record."""
@@ -176,62 +176,6 @@ def _record_and_deliver(sinks: list[Sink], starter: SinkStarter, stop: _StopForw
     if stopped is not None and result.status != "interrupted":
         code = 128 + stopped
     return RunOutcome(result, code, problems.items)
-
-
-def _why(result: RunResult) -> str:
-    if result.error:
-        return result.error
-    if result.status == "interrupted":
-        return f"interrupted (exit {result.exit_code}); no new archive was recorded" if result.archive is None \
-            else f"interrupted (exit {result.exit_code}) after the archive {result.archive_name} was created"
-    return f"{result.status} (exit {result.exit_code}); see `borgwatch status` and the log"
-
-
-class Stopped(BaseException):
-    """A signal during the end-of-run delivery: leaves the sink that waits (not an Exception, which a
-    sink would swallow)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class _StopForwarder:
-    """Signal handler installed for the whole run: remembers the first signal and forwards every signal
-    to the borg that is running (once a stage context exists); ends the delivery phase when ``raising``."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.ctx: StageContext | None = None
-        self.raising = False
-
-    def attach(self, ctx: StageContext) -> None:
-        self.ctx = ctx
-        ctx.interrupted = self.signum
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        self.signum = self.signum or signum
-        if self.raising:
-            self.raising = False
-            raise Stopped(signum)
-        if self.ctx is not None:
-            self.ctx.interrupted = self.ctx.interrupted or signum
-            if self.ctx.current is not None:
-                self.ctx.current.signal(signum)
-
-
-class _Printed:
-    """The console callback, counting the error lines a person already saw."""
-
-    def __init__(self, on_message: Callable[[str, str], None] | None) -> None:
-        self.on_message = on_message
-        self.errors = 0
-
-    def __call__(self, level: str, text: str) -> None:
-        if level == "error":
-            self.errors += 1
-        if self.on_message is not None:
-            self.on_message(level, text)
 
 
 def run_stages(ctx: StageContext, config: Config, job_name: str, host: str, archive: str, state_dir: Path,
@@ -268,8 +212,14 @@ def run_stages(ctx: StageContext, config: Config, job_name: str, host: str, arch
             close_quietly(index)
         _diff_problems(ctx, index_path, problems)
     go_on = made_archive and ctx.interrupted is None
+    overlap = borg_argv.overlapping_job(glob, config.jobs, job_name, host) if job.prune else None
     if job.prune:
-        if go_on:
+        if go_on and overlap:
+            why = (f"prune refused: jobs.{job_name}.archive_name also matches the archives of job {overlap}; "
+                   "end archive_name with {now} (or put a fixed text after {job})")
+            ctx.result.stages.append(StageResult("prune", "error", EXIT_ERROR, time.time(), 0.0, why))
+            problems.append(why)
+        elif go_on:
             run_prune(ctx, glob)
         else:
             skipped(ctx, "prune", "create did not succeed")

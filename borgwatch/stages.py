@@ -137,7 +137,10 @@ class StageRunner:
         if ctx.interrupted is not None:
             status = "interrupted"
         message = self.first_error or (self.texts[0] if status == "error" and self.texts else "")
-        if status == "interrupted":
+        if status == "interrupted" and ctx.interrupted is None:  # nobody asked borgwatch to stop
+            message = message or (f"borg was killed by {signal_name(run.returncode)} without a message (the "
+                                   "OOM killer? see the kernel log)")
+        elif status == "interrupted":
             message = message or f"interrupted by {signal_name(run.returncode)}"
         elif status == "warning":
             message = self.first_warning

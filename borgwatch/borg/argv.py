@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import fnmatch
 import re
 
 from borgwatch.config.schema import CheckConfig, CompactConfig, JobConfig, PruneConfig
@@ -37,6 +39,25 @@ def archive_glob(job: JobConfig, job_name: str, hostname: str) -> str:
 def glob_is_exact(glob: str) -> bool:
     """Whether the glob matches names of one length only (then no other job's name can fit it)."""
     return "*" not in glob.replace("[*]", "")
+
+
+def overlapping_job(glob: str, jobs: dict[str, JobConfig], job_name: str, hostname: str) -> str | None:
+    """Another job whose archive names this glob would match (possible only when the glob has a ``*``:
+    a placeholder of unknown width after {job}); prune must not run then."""
+    if glob_is_exact(glob):
+        return None
+    now = datetime.datetime.now()
+
+    def sample(m: re.Match[str]) -> str:
+        if m.group(0) in ("{{", "}}"):
+            return m.group(0)[0]
+        return now.strftime(m.group(2) or _DEFAULT_TIME) if m.group(1) in ("now", "utcnow") else "x"
+
+    for name, job in jobs.items():
+        if name != job_name and fnmatch.fnmatchcase(
+                _PLACEHOLDER.sub(sample, render_name(job.archive_name, name, hostname)), glob):
+            return name
+    return None
 
 
 def _literal(text: str) -> str:
