@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import sqlite3
@@ -326,7 +327,7 @@ def _exit_status(result: RunResult, job: JobConfig, failed_sinks: set[str]) -> i
             code = 0
         elif job.warnings == "error" and classify(code) != "error":
             code = EXIT_ERROR
-    if code == 0 and "textfile" in failed_sinks:  # the backup worked, but monitoring cannot see it
+    if code == 0 and failed_sinks & set(RECORD_SINKS):  # the backup worked, but it could not be recorded
         code = EXIT_ERROR
     return code
 
@@ -380,5 +381,6 @@ def _sink_problem(sink: Sink, exc: Exception) -> str:
         return (f"cannot write metrics to {where}: {why}; create the directory and make it writable for "
                 "borgwatch's user, or set textfile_dir")
     if sink.name == "state" and isinstance(exc, OSError):
-        return f"cannot save state in {sink.config.state_dir}: {exc.strerror or exc}; make it writable"
+        remedy = "free space there" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "make it writable"
+        return f"cannot save state in {sink.config.state_dir}: {exc.strerror or exc}; {remedy}"
     return f"{sink.name} sink failed: {type(exc).__name__}: {exc}"

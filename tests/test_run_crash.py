@@ -4,6 +4,7 @@ actual previous archive (or say the diff is not exact), and leave no temp file a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import time
 
+import psutil
 import pytest
 
 from tests.conftest import BORGWATCH, Workspace, parse_metrics
@@ -18,7 +20,6 @@ from tests.test_run_borg import archives, ground_truth
 from tests.test_run_robust import borg_children, wait_gone
 
 pytestmark = pytest.mark.slow
-KILLS = 6
 KNOWN_FILES = {"home.json", "home.lock", "home.files.db", "borg-version.json"}
 
 
@@ -45,9 +46,10 @@ def kill_point(ws: Workspace, proc: subprocess.Popen[bytes], how: str, rng: rand
         time.sleep(rng.uniform(0, typical))
     else:
         while proc.poll() is None and time.monotonic() < deadline:
-            if how == "bookkeeping" and any(
-                    "--content-only" in p.cmdline() or "--format" in p.cmdline() or "--consider-checkpoints"
-                    in p.cmdline() for p in _alive(borg_children(ws))):
+            running = _cmdlines(borg_children(ws))
+            if how == "baseline" and any("--consider-checkpoints" in cmd for cmd in running):
+                break
+            if how == "diff" and any("--content-only" in cmd or "--format" in cmd for cmd in running):
                 break
             if how == "record" and ws.prom.exists() and parse_metrics(ws.prom.read_text()).get(
                     ("borgwatch_run_in_progress", frozenset({("backup_job", "home")}))) == 0:
@@ -57,15 +59,11 @@ def kill_point(ws: Workspace, proc: subprocess.Popen[bytes], how: str, rng: rand
     proc.wait()
 
 
-def _alive(procs: list) -> list:  # noqa: ANN001
-    import psutil
+def _cmdlines(procs: list[psutil.Process]) -> list[list[str]]:
     out = []
     for p in procs:
-        try:
-            p.cmdline()
-        except psutil.Error:
-            continue
-        out.append(p)
+        with contextlib.suppress(psutil.Error):  # it ended meanwhile
+            out.append(p.cmdline())
     return out
 
 
@@ -74,19 +72,20 @@ def test_kill_9_at_random_points_then_a_normal_run_tells_the_truth(workspace: Wo
     seed = int(os.environ.get("BORGWATCH_CRASH_SEED") or time.time())
     rng = random.Random(seed)
     from tests.conftest import make_tree
-    make_tree(ws.src / "bulk", files=1500, seed=seed)
+    make_tree(ws.src / "bulk", files=1000, seed=seed)
     ws.write_config('dataset_diff = "exact"\n')
     time.sleep(1.05)
     t0 = time.monotonic()
     assert ws.run().returncode == 0
     typical = time.monotonic() - t0
-    kills = []
-    for i in range(KILLS):
+    kills: list[str] = []
+    points = ["random", "baseline", "diff", "record", "random", "diff"]  # every kind of moment, shuffled
+    rng.shuffle(points)
+    for i, how in enumerate(points):
         mutate(ws, rng)
         if ws.prom.exists():
             ws.prom.unlink()  # so that "record" waits for this run's own write
         time.sleep(1.05)
-        how = rng.choice(("random", "bookkeeping", "record"))
         proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         kill_point(ws, proc, how, rng, typical)

@@ -69,11 +69,14 @@ def test_prune_and_baseline_of_a_job_never_take_the_archives_of_a_job_whose_name
 
 def test_kill_9_takes_borg_with_it_and_the_next_run_reports_the_lost_run(workspace: Workspace) -> None:
     ws = workspace
-    ws.make_slow(4)
+    ws.make_slow(6)
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
-    _wait_in_progress(ws)
-    assert borg_children(ws), "borg create should be running"
+    deadline = time.monotonic() + 30
+    while not any("create" in p.info["cmdline"] for p in borg_children(ws)):
+        assert time.monotonic() < deadline and proc.poll() is None, "borg create never ran"
+        time.sleep(0.05)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert wait_gone(ws) == [], "borg outlived borgwatch"
@@ -132,12 +135,12 @@ def test_sigterm_during_the_baseline_listing_starts_no_backup(workspace: Workspa
     finally:
         holder.kill()
         holder.wait()
+    assert archives(ws) == []
+    assert ws.value("borgwatch_stage_exit_code", stage="create") is None  # borg create never ran
     assert proc.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr and stderr.strip(), stderr
     assert ws.value("borgwatch_run_status", status="interrupted") == 1
-    assert ws.value("borgwatch_stage_exit_code", stage="create") is None  # borg create never ran
     assert ws.value("borgwatch_run_in_progress") == 0
-    assert archives(ws) == []
     assert "interrupted" in json.loads(ws.borgwatch("status", "-c", str(ws.config), "--json").stdout)[0]["status"]
 
 
