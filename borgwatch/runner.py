@@ -174,6 +174,9 @@ def _record_and_deliver(sinks: list[Sink], starter: SinkStarter, stop: StopForwa
             stop.raising = False
         failed = deliver(record, result, problems)  # again, with the delivery sinks' counters
     code = _exit_status(result, job, failed)
+    if stopped is None and stop.signum is not None and result.status != "interrupted":
+        stopped = stop.signum  # while the result was being written: it was written all the same
+        problems.append(f"stopped by {signal_name(128 + stopped)} after the run was recorded")
     if stopped is not None and result.status != "interrupted":
         code = 128 + stopped
     return RunOutcome(result, code, problems.items)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import json
 import sqlite3
@@ -193,22 +194,21 @@ def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
     """The index is the diff's baseline only while it describes the job's newest archive in the
     repository: an archive borgwatch did not record (a killed run, a kill in the diff stage, a manual
     ``borg create``) moved borg's files cache on, and its ``U`` would vouch for files that changed since
-    the index. So ask the repository (one ``borg list --last 1``) and rebuild the index from that archive
-    when they differ. Returns the baseline archive ("" when the job has none); ``ctx.diff_doubt`` says why
-    the diff cannot be exact."""
+    the index. So ask the repository (one ``borg list`` of the job's archives) and rebuild the index from
+    the newest one when they differ. Returns the baseline archive ("" when the job has none);
+    ``ctx.diff_doubt`` says why the diff cannot be exact."""
     runner = StageRunner(ctx, "diff", instrumentation=True)
+    # all of the job's archives (the manifest only: as cheap as --last 1), checkpoints included
     listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, f"{glob}*",
-                                                   last=1, checkpoints=True))
+                                                   checkpoints=True))
     known = index.previous_archive() or ""
     if ctx.interrupted is not None:
         return known
-    newest: str | None = None
-    try:
-        archives = json.loads(listing.stdout or b"{}").get("archives") or []
-        newest = str(archives[-1]["name"]) if archives else ""
-    except (ValueError, AttributeError, KeyError, TypeError, IndexError):
-        pass
-    if listing.returncode != 0 or newest is None:
+    names: list[str] | None = None
+    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+        names = [str(a["name"]) for a in json.loads(listing.stdout or b"{}").get("archives") or []]
+    newest = names[-1] if names else ""  # borg lists them by time
+    if listing.returncode != 0 or names is None:
         ctx.diff_doubt = (f"cannot list the job's archives (borg list rc {listing.returncode}: "
                           f"{runner.first_error or 'see log'})")
         return known
@@ -218,6 +218,9 @@ def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
         return known
     if newest == known:
         return known
+    if known and known not in names:
+        # the archive the last run made was deleted: borg's files cache may still vouch for its files
+        ctx.diff_doubt = f"the job's last archive {known} was deleted; borg's files cache may still describe it"
     if not newest:
         index.bootstrap("", ())
         return ""
