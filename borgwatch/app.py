@@ -9,6 +9,7 @@ from borgwatch import console
 from borgwatch.config.load import load_config
 from borgwatch.config.schema import Config
 from borgwatch.errors import EXIT_ERROR, ConfigError, UserError
+from borgwatch.lifecycle import RunMarker
 from borgwatch.lock import JobLock
 from borgwatch.runner import RunOptions, run_job
 from borgwatch.state import load_state
@@ -83,10 +84,13 @@ def status_rows(config: Config, problems: list[str] | None = None) -> list[dict]
             problems.append(f"{name}: {warning.split('; ')[0]}; its last run is unknown until the next run "
                             "records one")
         last = state.previous_result()
+        running = JobLock(Path(config.state_dir), name).held()
         rows.append({
             "unknown": bool(warning),
             "job": name,
-            "running": JobLock(Path(config.state_dir), name).held(),
+            "running": running,
+            # a run marker nobody holds the lock for: that run was killed before it recorded itself
+            "killed": not running and RunMarker(Path(config.state_dir), name).path.is_file(),
             "status": last.status if last else None,
             "exit_code": last.exit_code if last else None,
             "started_at": last.started_at if last else None,
