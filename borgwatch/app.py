@@ -63,6 +63,12 @@ def run_command(config_path: str | None, names: list[str], all_jobs: bool, as_js
                             "space there or make it writable")
             worst = worst or EXIT_ERROR
             continue
+        except Exception as exc:  # noqa: BLE001 - a defect in one job must not stop `run --all`
+            # the message itself may quote a secret: only its type is printed
+            console.problem(f"{name}: borgwatch failed with an internal error ({type(exc).__name__}); the "
+                            "other jobs still run — please report this")
+            worst = worst or EXIT_ERROR
+            continue
         for text in outcome.problems:
             console.problem(f"{name}: {text}")
         if as_json:
