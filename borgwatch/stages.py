@@ -179,7 +179,10 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
 
     runner.extra = on_file
     if index is not None and ctx.job.dataset_diff == "exact":
-        index.start_fingerprints()
+        try:
+            index.start_fingerprints()
+        except sqlite3.Error as exc:
+            ctx.index_error, index = str(exc), None
     list_files = index is not None or log_files
     argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.lock_wait, list_files,
                             progress=ctx.on_progress is not None)
