@@ -33,6 +33,7 @@ def ground_truth(ws: Workspace, old: str, new: str) -> dict[str, int]:
 
 def archives(ws: Workspace) -> list[str]:
     proc = ws.borg_cmd("list", "--json", str(ws.repo))
+    assert proc.returncode == 0, proc.stderr
     return [a["name"] for a in json.loads(proc.stdout)["archives"]]
 
 
