@@ -9,6 +9,7 @@ from borgwatch import console
 from borgwatch.config.load import load_config
 from borgwatch.config.schema import Config
 from borgwatch.errors import EXIT_ERROR, ConfigError, UserError
+from borgwatch.lifecycle import RunMarker
 from borgwatch.lock import JobLock
 from borgwatch.runner import RunOptions, run_job
 from borgwatch.state import load_state
@@ -57,6 +58,17 @@ def run_command(config_path: str | None, names: list[str], all_jobs: bool, as_js
             console.problem(f"{name}: {exc}")
             worst = worst or exc.exit_code
             continue
+        except OSError as exc:  # state_dir full or unwritable before the run began: the next job still runs
+            console.problem(f"{name}: cannot prepare the run in {config.state_dir}: {exc.strerror or exc}; free "
+                            "space there or make it writable")
+            worst = worst or EXIT_ERROR
+            continue
+        except Exception as exc:  # noqa: BLE001 - a defect in one job must not stop `run --all`
+            # the message itself may quote a secret: only its type is printed
+            console.problem(f"{name}: borgwatch failed with an internal error ({type(exc).__name__}); the "
+                            "other jobs still run — please report this")
+            worst = worst or EXIT_ERROR
+            continue
         for text in outcome.problems:
             console.problem(f"{name}: {text}")
         if as_json:
@@ -69,14 +81,22 @@ def run_command(config_path: str | None, names: list[str], all_jobs: bool, as_js
     return worst
 
 
-def status_rows(config: Config) -> list[dict]:
+def status_rows(config: Config, problems: list[str] | None = None) -> list[dict]:
+    """``problems`` receives one line per job whose state cannot be read (its row says "unknown")."""
     rows = []
     for name in config.jobs:
-        state, _ = load_state(Path(config.state_dir), name)
+        state, warning = load_state(Path(config.state_dir), name)
+        if warning and problems is not None:
+            problems.append(f"{name}: {warning.split('; ')[0]}; its last run is unknown until the next run "
+                            "records one")
         last = state.previous_result()
+        running = JobLock(Path(config.state_dir), name).held()
         rows.append({
+            "unknown": bool(warning),
             "job": name,
-            "running": JobLock(Path(config.state_dir), name).held(),
+            "running": running,
+            # a run marker nobody holds the lock for: that run was killed before it recorded itself
+            "killed": not running and RunMarker(Path(config.state_dir), name).path.is_file(),
             "status": last.status if last else None,
             "exit_code": last.exit_code if last else None,
             "started_at": last.started_at if last else None,
@@ -93,12 +113,15 @@ def status_rows(config: Config) -> list[dict]:
 
 def status_command(config_path: str | None, as_json: bool) -> int:
     config = load_config(config_path)
-    rows = status_rows(config)
+    problems: list[str] = []
+    rows = status_rows(config, problems)
     if as_json:
         console.print_json(rows)
     else:
         print(console.status_table(rows))
-    return 0
+    for text in problems:
+        console.problem(text)
+    return EXIT_ERROR if problems else 0
 
 
 def check_config_command(config_path: str | None) -> int:

@@ -97,10 +97,14 @@ def status_table(rows: list[dict[str, Any]]) -> str:
     now = time.time()
     for r in rows:
         d = r.get("dataset") or {}
+        if r.get("unknown"):  # its state file is unreadable: "never" would be a claim
+            table.append((r["job"], "unknown", "running" if r.get("running") else "?", "-", "-", "unknown",
+                          "-", "-"))
+            continue
         table.append((
             r["job"],
             "never" if r.get("started_at") is None else human_age(now - r["started_at"]) + " ago",
-            ("running" if r.get("running") else r.get("status") or "-"),
+            ("running" if r.get("running") else "killed" if r.get("killed") else r.get("status") or "-"),
             "-" if r.get("exit_code") is None else str(r["exit_code"]),
             "-" if r.get("duration_seconds") is None else f"{r['duration_seconds']:.1f}s",
             "never" if r.get("last_success_at") is None else human_age(now - r["last_success_at"]) + " ago",

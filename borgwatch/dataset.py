@@ -23,9 +23,11 @@ counts come from set operations there — memory stays flat whatever the file co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -36,6 +38,7 @@ CHANGED = ("A", "M", "C", "h")  # h: another name of a hard-linked file borg has
 REGULAR = (*CHANGED, "U")
 FINGERPRINTED = ("A", "M", "h")  # not C: the file changed while borg read it
 BATCH = 5000
+PREV_COLUMNS = ("h", "size", "mtime", "ctime", "ino", "digest")
 SCHEMA = "3"  # 3: fingerprints are blake2b-512 cut to 16 bytes (comparable with borg list's {blake2b})
 
 
@@ -52,7 +55,9 @@ class DatasetIndex:
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
-        if self._meta("schema") != SCHEMA:  # an index of an older layout: start a fresh baseline
+        prev_columns = [row[1] for row in self.db.execute("PRAGMA table_info(prev)")]
+        if self._meta("schema") != SCHEMA or prev_columns not in ([], list(PREV_COLUMNS)):
+            # an index of an older (or foreign) layout: start a fresh baseline
             self.db.executescript("DROP TABLE IF EXISTS prev; DELETE FROM meta;")
             self.db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
         self.db.executescript(
@@ -249,6 +254,49 @@ class DatasetIndex:
         for table in ("cur", "cur_raw", "content_changed", "cur_digest"):
             self.db.execute(f"DROP TABLE IF EXISTS {table}")
         self.db.close()
+
+
+def open_index(path: Path) -> tuple[DatasetIndex | None, str]:
+    """-> (index, note). A damaged index (garbage, truncated, a zeroed page, another program's database)
+    is removed and started afresh (the run then rebuilds the baseline from the repository); the note
+    says so. None when no index can be had (state_dir full, a directory or an immutable file there)."""
+    if path.is_symlink():  # SQLite would write through it
+        first = "a symbolic link"
+    else:
+        try:
+            return DatasetIndex(path), ""
+        except sqlite3.Error as exc:
+            first = str(exc)
+    removed = remove_index(path)
+    if removed:
+        return None, f"dataset index {path} is unusable ({first}) and {removed}; no dataset diff until then"
+    try:
+        return DatasetIndex(path), f"dataset index {path} was unusable ({first}); started afresh"
+    except sqlite3.Error as exc:
+        return None, (f"dataset index {path} is unusable ({exc}); no dataset diff this run — check free "
+                      "space in state_dir")
+
+
+def remove_index(path: Path) -> str:
+    """Remove the index and SQLite's side files (a symlink is removed, never followed); returns why
+    that failed, or ""."""
+    for victim in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):
+        try:
+            if stat.S_ISDIR(os.lstat(victim).st_mode):
+                return f"cannot be removed ({victim} is a directory): remove it"
+            os.unlink(victim)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            return f"cannot be removed ({exc.strerror}): remove it or make it writable"
+    return ""
+
+
+def close_quietly(index: DatasetIndex) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        index.close()
+    with contextlib.suppress(sqlite3.Error):
+        index.db.close()
 
 
 def _sql_in(statuses: tuple[str, ...]) -> str:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import json
+import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -43,6 +46,8 @@ class StageContext:
     interrupted: int | None = None  # signal number once borgwatch was asked to stop
     files_logged: int = 0
     on_borg_started: Callable[[], None] | None = None  # called once, when the run's first borg is running
+    diff_doubt: str = ""  # why this run's dataset diff cannot be exact (baseline unverifiable)
+    index_error: str = ""  # the dataset index failed (disk full, corrupt): no diff this run
 
     def event(self, level: str, event: str, message: str, **fields: object) -> None:
         if len(self.result.events) >= MAX_EVENTS:
@@ -133,7 +138,10 @@ class StageRunner:
         if ctx.interrupted is not None:
             status = "interrupted"
         message = self.first_error or (self.texts[0] if status == "error" and self.texts else "")
-        if status == "interrupted":
+        if status == "interrupted" and ctx.interrupted is None:  # nobody asked borgwatch to stop
+            message = message or (f"borg was killed by {signal_name(run.returncode)} without a message (the "
+                                   "OOM killer? see the kernel log)")
+        elif status == "interrupted":
             message = message or f"interrupted by {signal_name(run.returncode)}"
         elif status == "warning":
             message = self.first_warning
@@ -156,17 +164,25 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
     log_files = ctx.job.log_files
 
     def on_file(event: Event) -> None:
+        nonlocal index
         if not isinstance(event, FileStatus):
             return
         if index is not None:
-            index.record(event.status, event.path)
+            try:
+                index.record(event.status, event.path)
+            except sqlite3.Error as exc:  # state_dir full, index damaged: borg goes on, the diff is dropped
+                ctx.index_error = ctx.index_error or str(exc)
+                index = None
         if log_files and event.status in ("A", "M", "C", "E") and ctx.files_logged < MAX_FILE_EVENTS:
             ctx.files_logged += 1
             ctx.event("info", "file_status", ctx.redact(event.path), status=event.status)
 
     runner.extra = on_file
     if index is not None and ctx.job.dataset_diff == "exact":
-        index.start_fingerprints()
+        try:
+            index.start_fingerprints()
+        except sqlite3.Error as exc:
+            ctx.index_error, index = str(exc), None
     list_files = index is not None or log_files
     argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.lock_wait, list_files,
                             progress=ctx.on_progress is not None)
@@ -177,27 +193,52 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
     return stage
 
 
-def bootstrap_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str | None:
-    """No trustworthy index of the previous archive (first borgwatch run on an existing repository, or
-    lost state): rebuild it from borg's listing of the job's newest archive, so that files that were
-    already backed up are not counted as added."""
+def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
+    """The index is the diff's baseline only while it describes the job's newest archive in the
+    repository: an archive borgwatch did not record (a killed run, a kill in the diff stage, a manual
+    ``borg create``) moved borg's files cache on, and its ``U`` would vouch for files that changed since
+    the index. So ask the repository (one ``borg list`` of the job's archives) and rebuild the index from
+    the newest one when they differ. Returns the baseline archive ("" when the job has none);
+    ``ctx.diff_doubt`` says why the diff cannot be exact."""
     runner = StageRunner(ctx, "diff", instrumentation=True)
-    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, glob, last=1))
-    try:
-        archives = json.loads(listing.stdout or b"{}").get("archives") or []
-    except ValueError:
-        archives = []
-    if listing.returncode != 0 or not archives:
-        return None
-    name = str(archives[-1]["name"])
+    # all of the job's archives (the manifest only: as cheap as --last 1), checkpoints included
+    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, f"{glob}*",
+                                                   checkpoints=True))
+    known = index.previous_archive() or ""
+    if ctx.interrupted is not None:
+        return known
+    names: list[str] | None = None
+    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
+        names = [str(a["name"]) for a in json.loads(listing.stdout or b"{}").get("archives") or []]
+    newest = names[-1] if names else ""  # borg lists them by time
+    if listing.returncode != 0 or names is None:
+        ctx.diff_doubt = (f"cannot list the job's archives (borg list rc {listing.returncode}: "
+                          f"{runner.first_error or 'see log'})")
+        return known
+    if newest and not fnmatch.fnmatchcase(newest, glob):
+        # an interrupted create saved a checkpoint and borg's files cache with it
+        ctx.diff_doubt = f"the newest archive of the job is the checkpoint {newest} of an interrupted run"
+        return known
+    if newest == known:
+        return known
+    if known and known not in names:
+        # the archive the last run made was deleted: borg's files cache may still vouch for its files
+        ctx.diff_doubt = f"the job's last archive {known} was deleted; borg's files cache may still describe it"
+    if not newest:
+        index.bootstrap("", ())
+        return ""
     with tempfile.TemporaryFile() as out:
-        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, name, ctx.lock_wait)
-        if runner.spawn(argv, stdout_file=out).returncode != 0:
-            return None
+        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, newest, ctx.lock_wait)
+        if runner.spawn(argv, stdout_file=out).returncode != 0 or ctx.interrupted is not None:
+            index.bootstrap("", ())
+            ctx.diff_doubt = ctx.diff_doubt or (f"cannot list archive {newest} to rebuild the baseline "
+                                                f"({runner.first_error or 'see log'})")
+            return ""
         out.seek(0)
-        index.bootstrap(name, _regular_files(out))
-    ctx.event("info", "baseline_rebuilt", f"dataset baseline rebuilt from archive {name}", archive=name)
-    return name
+        index.bootstrap(newest, _regular_files(out))
+    ctx.event("info", "baseline_rebuilt", f"dataset baseline rebuilt from archive {newest}", archive=newest,
+              previous=known)
+    return newest
 
 
 def _regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int | None]]:
@@ -245,6 +286,8 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
             status = "warning" if ctx.interrupted is None else "interrupted"
             message = (f"borg diff failed (rc {rc}): {runner.first_error or 'see log'}; same-size changes "
                        "were estimated by mtime")
+    if ctx.diff_doubt:
+        diff.exact = False
     ctx.result.dataset = diff
     duration = time.monotonic() - t0
     ctx.result.stages.append(StageResult("diff", status, rc, started, duration, message))

@@ -52,7 +52,27 @@ def test_prune_check_diff_argv() -> None:
 
 def test_archive_name_and_glob() -> None:
     assert argv.render_name("{hostname}-{job}-{now}", "home", "nas") == "nas-home-{now}"
-    assert argv.archive_glob(JOB, "home", "nas") == "nas-home-*"
+    assert argv.archive_glob(JOB, "home", "nas") == "nas-home-" + "-".join(
+        ["[0-9]" * 4, "[0-9]" * 2, "[0-9]" * 2]) + "T" + ":".join(["[0-9]" * 2] * 3) + "." + "[0-9]" * 6
+
+
+def test_archive_glob_of_a_job_cannot_match_a_job_whose_name_extends_it() -> None:
+    import fnmatch
+    web = argv.archive_glob(JOB, "web", "nas")
+    assert argv.glob_is_exact(web)
+    assert fnmatch.fnmatchcase("nas-web-2026-12-02T01:02:03.123456", web)
+    for other in ("nas-web-db-2026-12-02T01:02:03.123456", "nas-web-2026-12-02T01:02:03.123456.checkpoint",
+                  "nas-web-2026-2026-12-02T01:02:03.123456", "nas-web-by-hand"):
+        assert not fnmatch.fnmatchcase(other, web), other
+    odd = CONFIG.jobs["home"].__class__(repository="/r", archive_name="{job}[x]*-{user}-{now}-{{lit}}")
+    glob = argv.archive_glob(odd, "j", "h")
+    assert glob.startswith("j[[]x[]][*]-*-") and glob.endswith("-{lit}") and not argv.glob_is_exact(glob)
+    # a glob with a * (here {user} after {job}) is checked against the other jobs before prune
+    loose = CONFIG.jobs["home"].__class__(repository="/r", archive_name="{job}-{user}-{now}")
+    jobs = {"web": loose, "web-db": loose, "mail": loose}
+    assert argv.overlapping_job(argv.archive_glob(loose, "web", "h"), jobs, "web", "h") == "web-db"
+    assert argv.overlapping_job(argv.archive_glob(loose, "mail", "h"), jobs, "mail", "h") is None
+    assert argv.overlapping_job(argv.archive_glob(JOB, "web", "h"), {"web": JOB, "web-db": JOB}, "web", "h") is None
 
 
 def test_parse_file_status_fast_path_and_escapes() -> None:

@@ -170,3 +170,23 @@ def test_content_digest_checks_the_announced_file(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(f)
     assert content_digest(str(link), key) is None  # never follows a symlink
+
+
+def test_a_damaged_index_is_started_afresh_and_one_that_cannot_be_says_why(tmp_path: Path) -> None:
+    from borgwatch.dataset import open_index
+    db = tmp_path / "home.files.db"
+    db.write_bytes(os.urandom(5000))
+    index, note = open_index(db)
+    assert index is not None and index.previous_archive() is None and "started afresh" in note
+    index.close()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    db.unlink()
+    db.symlink_to(victim)  # planted: SQLite must not write through it
+    index, note = open_index(db)
+    assert index is not None and "symbolic link" in note and victim.read_text() == "keep"
+    index.close()
+    db.unlink()
+    db.mkdir()
+    index, note = open_index(db)
+    assert index is None and "is a directory" in note and str(db) in note

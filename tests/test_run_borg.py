@@ -33,6 +33,7 @@ def ground_truth(ws: Workspace, old: str, new: str) -> dict[str, int]:
 
 def archives(ws: Workspace) -> list[str]:
     proc = ws.borg_cmd("list", "--json", str(ws.repo))
+    assert proc.returncode == 0, proc.stderr
     return [a["name"] for a in json.loads(proc.stdout)["archives"]]
 
 
@@ -196,7 +197,8 @@ def test_corrupt_state_is_a_warning_and_a_fresh_start(workspace: Workspace) -> N
 def test_first_borgwatch_run_on_an_existing_repository_uses_its_newest_archive(workspace: Workspace) -> None:
     ws = workspace
     host = socket.gethostname()
-    made = ws.borg_cmd("create", f"{ws.repo}::{host}-home-by-hand", str(ws.src))
+    # made by hand, named like the job's archives (an archive named otherwise is not the job's)
+    made = ws.borg_cmd("create", f"{ws.repo}::{host}-home-{{now:%Y-%m-%dT%H:%M:%S.%f}}", str(ws.src))
     assert made.returncode == 0, made.stderr
     sorted(ws.src.rglob("*.bin"))[0].unlink()
     (ws.src / "d1" / "fresh.bin").write_bytes(b"x" * 10)
@@ -263,7 +265,7 @@ def test_missing_previous_fingerprints_come_from_borg_list_and_hard_links_from_b
     linked = ws.src / "linked-a.bin"
     linked.write_bytes(b"x" * 3000)
     (ws.src / "linked-b.bin").hardlink_to(linked)
-    assert ws.borg_cmd("create", f"{ws.repo}::{host}-home-by-hand", str(ws.src)).returncode == 0
+    assert ws.borg_cmd("create", f"{ws.repo}::{host}-home-{{now:%Y-%m-%dT%H:%M:%S.%f}}", str(ws.src)).returncode == 0
     target = sorted(ws.src.rglob("f*.bin"))[0]
     target.write_bytes(bytes(b ^ 0x55 for b in target.read_bytes()))  # same size, new content
     linked.write_bytes(b"y" * 3000)  # same size, new content, seen through both names
@@ -276,5 +278,5 @@ def test_missing_previous_fingerprints_come_from_borg_list_and_hard_links_from_b
     # the hard link whose data borg stored under the other name was left for borg diff
     assert (dataset["modified"], dataset["unchanged"], dataset["added"]) == (3, 59, 0), str(dataset)
     assert dataset["verified"] == 1
-    new, old = archives(ws)[-1], f"{host}-home-by-hand"
+    new, old = archives(ws)[-1], archives(ws)[0]
     assert ground_truth(ws, old, new)["modified"] == 3

@@ -2,13 +2,85 @@
 
 from __future__ import annotations
 
+import datetime
+import fnmatch
+import re
+
 from borgwatch.config.schema import CheckConfig, CompactConfig, JobConfig, PruneConfig
+
+# strftime directives of a {now:…} placeholder -> the digits they always expand to
+_FIXED_DIGITS = {"Y": 4, "m": 2, "d": 2, "H": 2, "M": 2, "S": 2, "y": 2, "j": 3, "f": 6, "U": 2, "W": 2}
+_DEFAULT_TIME = "%Y-%m-%dT%H:%M:%S"  # borg's format for a bare {now} / {utcnow}
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}:]*)(?::([^{}]*))?\}")
 
 
 def archive_glob(job: JobConfig, job_name: str, hostname: str) -> str:
-    """Glob matching every archive of this job: the name template up to its first borg placeholder."""
-    prefix = render_name(job.archive_name, job_name, hostname).split("{", 1)[0]
-    return f"{prefix}*"
+    """Glob (borg ``sh:`` rules, 1.2 and 1.4) matching exactly the archives this job's name template makes.
+
+    Literal text stays literal and ``{now:…}`` becomes one digit class per digit, so the glob of job
+    ``web`` has a fixed length and cannot match ``web-db``'s longer names (a prefix glob ``HOST-web-*``
+    did, and prune deleted the other job's archives). Names stay as they were: existing repositories
+    keep working. Only placeholders of unknown width ({user}, {pid}…) become ``*``."""
+    template = render_name(job.archive_name, job_name, hostname)
+    out, pos = [], 0
+    for m in _PLACEHOLDER.finditer(template):
+        out.append(_literal(template[pos:m.start()]))
+        pos = m.end()
+        if m.group(0) in ("{{", "}}"):
+            out.append(_literal(m.group(0)[0]))
+        elif m.group(1) in ("now", "utcnow"):
+            out.append(_time_glob(m.group(2) or _DEFAULT_TIME))
+        else:
+            out.append("*")
+    out.append(_literal(template[pos:]))
+    return "".join(out)
+
+
+def glob_is_exact(glob: str) -> bool:
+    """Whether the glob matches names of one length only (then no other job's name can fit it)."""
+    return "*" not in glob.replace("[*]", "")
+
+
+def overlapping_job(glob: str, jobs: dict[str, JobConfig], job_name: str, hostname: str) -> str | None:
+    """Another job whose archive names this glob would match (possible only when the glob has a ``*``:
+    a placeholder of unknown width after {job}); prune must not run then."""
+    if glob_is_exact(glob):
+        return None
+    now = datetime.datetime.now()
+
+    def sample(m: re.Match[str]) -> str:
+        if m.group(0) in ("{{", "}}"):
+            return m.group(0)[0]
+        return now.strftime(m.group(2) or _DEFAULT_TIME) if m.group(1) in ("now", "utcnow") else "x"
+
+    for name, job in jobs.items():
+        if name != job_name and fnmatch.fnmatchcase(
+                _PLACEHOLDER.sub(sample, render_name(job.archive_name, name, hostname)), glob):
+            return name
+    return None
+
+
+def _literal(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]" else c for c in text)
+
+
+def _time_glob(fmt: str) -> str:
+    out, i = [], 0
+    while i < len(fmt):
+        c = fmt[i]
+        if c == "%" and i + 1 < len(fmt):
+            directive = fmt[i + 1]
+            i += 2
+            if directive == "%":
+                out.append("%")
+            elif directive in _FIXED_DIGITS:
+                out.append("[0-9]" * _FIXED_DIGITS[directive])
+            else:  # names of days and months, time zones: width varies
+                out.append("*")
+            continue
+        out.append(_literal(c))
+        i += 1
+    return "".join(out)
 
 
 def render_name(template: str, job_name: str, hostname: str) -> str:
@@ -89,12 +161,14 @@ def list_digests(borg: str, repository: str, archive: str, lock_wait: int, paths
 
 
 def list_archives(borg: str, repository: str, lock_wait: int, glob: str | None = None,
-                  last: int | None = None) -> list[str]:
+                  last: int | None = None, checkpoints: bool = False) -> list[str]:
     argv = [*base(borg, "list", lock_wait), "--json"]
     if glob:
         argv += ["--glob-archives", glob]
     if last:
         argv += ["--last", str(last)]
+    if checkpoints:  # an interrupted create leaves NAME.checkpoint[.N] (borg 1.2 and 1.4)
+        argv.append("--consider-checkpoints")
     return [*argv, repository]
 
 

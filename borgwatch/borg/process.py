@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
+import functools
 import os
 import signal
 import subprocess
@@ -46,10 +48,13 @@ class BorgProcess:
         self._peak_rss = 0
         self._io = (0, 0)
         self._done = threading.Event()
+        self._pending: int | None = None
 
     def signal(self, signum: int) -> None:
         proc = self.proc
-        if proc is not None and proc.returncode is None:
+        if proc is None:  # not started yet: borg gets it as soon as it exists
+            self._pending = self._pending or signum
+        elif proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(proc.pid, signum)
 
@@ -64,7 +69,10 @@ class BorgProcess:
         self.proc = proc = subprocess.Popen(
             self.argv, stdin=subprocess.DEVNULL, stdout=stdout_file or subprocess.PIPE, stderr=subprocess.PIPE,
             env=self.env.env, cwd=self.cwd, pass_fds=self.env.pass_fds, start_new_session=True,
+            preexec_fn=_die_with_parent(),
         )
+        if self._pending is not None:  # a signal arrived while Popen was starting borg
+            self.signal(self._pending)
         stdout_chunks: list[bytes] = []
         threads = [threading.Thread(target=self._sample, args=(proc.pid,), daemon=True)]
         if stdout_file is None:
@@ -127,6 +135,35 @@ class BorgProcess:
             self.signal(signal.SIGTERM)
             if not self._done.wait(10):
                 self.signal(signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec hook that makes the kernel send borg SIGTERM when borgwatch dies (kill -9, OOM killer).
+
+    borg runs in its own session so that a terminal's Ctrl-C reaches it once, through borgwatch; without
+    this, a killed borgwatch left borg running, committing an archive nobody recorded and holding the
+    repository lock. SIGTERM, not SIGKILL: borg then rolls back and releases its lock. The hook checks the
+    parent afterwards: borgwatch may have died between fork and prctl."""
+    try:
+        prctl = _libc().prctl
+    except (OSError, AttributeError):  # not Linux: borg may outlive borgwatch there
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGTERM)
+
+    return hook
 
 
 def read_lines(fd: int, echo: BinaryIO | None = None) -> Iterator[bytes]:

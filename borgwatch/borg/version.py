@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,19 +38,36 @@ def detect_version(borg_path: str, env: dict[str, str], cache_dir: Path | None =
     cache = cache_dir / "borg-version.json" if cache_dir else None
     if cache is not None and key:
         try:
-            cached = json.loads(cache.read_text())
+            cached = json.loads(_read_small(cache))
             if cached.get("key") == key:
                 return _checked(BorgVersion(*cached["version"]))
         except (OSError, ValueError, TypeError, KeyError):
             pass
     version = _checked(_ask(borg_path, env))
     if cache is not None and key:
+        body = json.dumps({"key": key, "version": [version.major, version.minor, version.patch, version.text]})
         with contextlib.suppress(OSError):
             tmp = cache.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"key": key, "version": [version.major, version.minor, version.patch,
-                                                               version.text]}))
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()  # never write through a symlink planted in state_dir
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                os.write(fd, body.encode())
+            finally:
+                os.close(fd)
             tmp.replace(cache)
     return version
+
+
+def _read_small(path: Path) -> bytes:
+    """A small regular file, never through a symlink and never blocking (a FIFO planted there)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def _identity(borg_path: str) -> str:
