@@ -24,7 +24,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
 def _call(func, *args, **kwargs) -> None:  # noqa: ANN001
-    from borgwatch.app import exit_on_user_error
+    from borgwatch.commands import exit_on_user_error
     raise typer.Exit(exit_on_user_error(func, *args, **kwargs))
 
 
@@ -50,7 +50,7 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run backup job(s): borg create (+ diff, prune, compact, check) and publish the result."""
-    from borgwatch.app import run_command
+    from borgwatch.commands.run import run_command
     _call(run_command, config, jobs or [], all_jobs, as_json)
 
 
@@ -62,21 +62,21 @@ def exec_(
     as_json: JsonOpt = False,
 ) -> None:
     """Wrap your own borg command line unchanged: borgwatch exec NAME -- borg create …"""
-    from borgwatch.wrap import exec_command
+    from borgwatch.commands.exec import exec_command
     _call(exec_command, config, name, list(ctx.args), as_json)
 
 
 @app.command()
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show every job's last run, result, duration, age of last success and dataset diff."""
-    from borgwatch.app import status_command
+    from borgwatch.commands.status import status_command
     _call(status_command, config, as_json)
 
 
 @app.command("check-config")
 def check_config(config: ConfigOpt = None) -> None:
     """Validate the configuration without running anything."""
-    from borgwatch.app import check_config_command
+    from borgwatch.commands.check_config import check_config_command
     _call(check_config_command, config)
 
 
@@ -85,7 +85,7 @@ def demo(
     workdir: Annotated[str | None, typer.Option(help="Where to create the throwaway repo and tree.")] = None,
 ) -> None:
     """Create a throwaway repo, back up a sample tree twice with `borgwatch run`, print the metrics."""
-    from borgwatch.demo import demo_command
+    from borgwatch.commands.demo import demo_command
     _call(demo_command, workdir)
 
 
@@ -120,7 +120,7 @@ def schedule(
     config: ConfigOpt = None,
 ) -> None:
     """Print (or install) systemd units for a job, or the equivalent cron line."""
-    from borgwatch.schedule import schedule_command
+    from borgwatch.commands.schedule import schedule_command
     _call(schedule_command, config, job, on_calendar, randomized_delay, install, unit_dir, cron)
 
 
@@ -131,8 +131,8 @@ def collect(
     as_json: JsonOpt = False,
 ) -> None:
     """Inventory of watched repositories (archives, newest archive, size) into its own textfile."""
-    from borgwatch.app import load_config
-    from borgwatch.collect import collect_command
+    from borgwatch.commands.collect import collect_command
+    from borgwatch.config.load import load_config
     _call(lambda: collect_command(load_config(config), names or [], as_json))
 
 
@@ -146,7 +146,7 @@ def config_reference() -> None:
 @app.command("metrics-reference")
 def metrics_reference() -> None:
     """Print the metrics reference (Markdown), generated from the metric table."""
-    from borgwatch.reference import render_metrics_markdown
+    from borgwatch.metrics.reference import render_metrics_markdown
     sys.stdout.write(render_metrics_markdown())
 
 

@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from borgwatch.metrics import SPECS
+from borgwatch.metrics.specs import SPECS
 
 # node_exporter 1.5 (default collectors + textfile; zfs, hwmon, pressure) and its promhttp handler.
 NODE_EXPORTER = frozenset(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from borgwatch.metrics import SPECS
+from borgwatch.metrics.specs import SPECS
 
 DAY = 86400
 SCRAPE = 240  # seconds between samples: within Prometheus' 5-minute lookback

@@ -16,7 +16,7 @@ import pytest
 from agent_borg import VENV_BORG, Repo, borg_binaries, config_text, make_repo, random_tree, small_tree
 from prometheus_client.parser import text_string_to_metric_families
 
-from borgwatch.collect import (
+from borgwatch.commands.collect import (
     Inventory,
     collect_command,
     inventory_path,

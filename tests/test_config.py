@@ -11,7 +11,7 @@ import pytest
 from borgwatch.config.load import parse_config, parse_duration
 from borgwatch.config.reference import render_markdown
 from borgwatch.errors import ConfigError
-from borgwatch.reference import render_metrics_markdown
+from borgwatch.metrics.reference import render_metrics_markdown
 from tests.conftest import BORGWATCH
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from borgwatch.dataset import DatasetIndex, archive_path
-from borgwatch.fingerprint import Fingerprinter, content_digest
+from borgwatch.dataset.fingerprint import Fingerprinter, content_digest
+from borgwatch.dataset.index import DatasetIndex, archive_path
 
 
 def run(index_path: Path, statuses: dict[Path, str], previous: str | None, changed: tuple[str, ...] = ()):  # noqa: ANN201
@@ -173,7 +173,7 @@ def test_content_digest_checks_the_announced_file(tmp_path: Path) -> None:
 
 
 def test_a_damaged_index_is_started_afresh_and_one_that_cannot_be_says_why(tmp_path: Path) -> None:
-    from borgwatch.dataset import open_index
+    from borgwatch.dataset.index import open_index
     db = tmp_path / "home.files.db"
     db.write_bytes(os.urandom(5000))
     index, note = open_index(db)

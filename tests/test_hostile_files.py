@@ -23,11 +23,11 @@ from pathlib import Path
 import pytest
 
 from borgwatch.errors import UserError
-from borgwatch.lock import JobLock
 from borgwatch.model import RunResult
 from borgwatch.sinks.loki_transport import Entry, Spool
 from borgwatch.sinks.textfile import TextfileSink
-from borgwatch.state import load_state
+from borgwatch.store.lock import JobLock
+from borgwatch.store.state import load_state
 from tests.conftest import BORGWATCH, parse_metrics
 
 AS_ROOT = os.geteuid() == 0 and shutil.which("runuser") is not None

@@ -15,7 +15,7 @@ import pytest
 from loki_fixtures import finish_result, make_config, make_result, run_once
 from loki_receiver import LokiReceiver
 
-from borgwatch.metrics import job_samples
+from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunEvent
 from borgwatch.sinks.loki import LokiSink
 from borgwatch.sinks.loki_transport import Budget, LokiBatchHandler, Shipper, to_ns

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from borgwatch.exposition import build_registry, render_text, with_labels, write_textfile
-from borgwatch.metrics import JOB_METRICS, SPECS, job_samples
+from borgwatch.metrics.exposition import build_registry, render_text, with_labels, write_textfile
+from borgwatch.metrics.specs import JOB_METRICS, SPECS, job_samples
 from borgwatch.model import (
     ArchiveStats,
     DatasetDiff,

@@ -15,7 +15,7 @@ import pytest
 from agent_borg import VENV_BORG, make_repo, small_tree
 from agent_units import SYSTEMD_ANALYZE, fake_executable, needs_systemd_analyze, verify
 
-from borgwatch import schedule
+from borgwatch.commands import schedule
 from borgwatch.errors import UserError
 
 CALENDARS = ["daily", "hourly", "weekly", "monthly", "quarterly", "Mon..Fri 02:30", "Sat,Sun 03:00",

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from agent_units import fake_executable, needs_systemd_analyze, unit_settings, verify
 
-from borgwatch import schedule
+from borgwatch.commands import schedule
 
 SHIPPED = Path(__file__).resolve().parent.parent / "systemd"
 SHIPPED_FILES = ("borgwatch@.service", "borgwatch@.timer", "borgwatch-failure@.service")

@@ -28,7 +28,7 @@ from logging_loki import LokiHandler
 from logging_loki.emitter import LokiEmitterV1
 
 from borgwatch import __version__
-from borgwatch.fileio import atomic_write, make_dirs, open_nofollow, read_own_file, remove_stale_temps
+from borgwatch.store.files import atomic_write, make_dirs, open_nofollow, read_own_file, remove_stale_temps
 
 log = logging.getLogger("borgwatch.sinks.loki")
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from borgwatch.metrics import job_samples
+from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.sinks.base import Sink
 from borgwatch.sinks.ping import DeliveryError, bounded_call
@@ -51,7 +51,7 @@ def grouping_key(host: str, job: str) -> dict[str, str]:
 
 
 def job_registry(result: RunResult, job: str) -> CollectorRegistry:
-    from borgwatch.exposition import build_registry, with_labels  # prometheus_client: only when pushing
+    from borgwatch.metrics.exposition import build_registry, with_labels  # prometheus_client: only when pushing
 
     return build_registry(with_labels(job_samples(result), backup_job=job))
 

@@ -9,18 +9,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from borgwatch.fileio import read_own_file, remove_stale_temps
-from borgwatch.metrics import SPECS, job_samples
+from borgwatch.metrics.specs import SPECS, job_samples
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.sinks.base import Sink
+from borgwatch.sinks.base import Phase, Sink
+from borgwatch.store.files import read_own_file, remove_stale_temps
 
 if TYPE_CHECKING:
-    from borgwatch.exposition import FullSample
+    from borgwatch.metrics.exposition import FullSample
 
 # A job's textfile is a few kB; a bigger one was not written by borgwatch and is not worth reading.
 MAX_TEXTFILE_BYTES = 1024 * 1024
 
-# borgwatch.exposition (prometheus_client) is imported when a file is written: the runner starts the
+# borgwatch.metrics.exposition (prometheus_client) is imported when a file is written: the runner starts the
 # sinks once borg is running, so that import overlaps borg's own start-up instead of preceding it
 
 
@@ -30,13 +30,21 @@ def textfile_path(textfile_dir: str | Path, job: str) -> Path:
 
 class TextfileSink(Sink):
     name = "textfile"
+    phase = Phase.RECORD
+    fatal = True  # without the file the run is invisible to Prometheus
+
+    def describe_failure(self, exc: BaseException) -> str:
+        if isinstance(exc, OSError):
+            return (f"cannot write metrics to {self.config.textfile_dir}: {exc.strerror or exc}; create the "
+                    "directory and make it writable for borgwatch's user, or set textfile_dir")
+        return super().describe_failure(exc)
 
     @property
     def path(self) -> Path:
         return textfile_path(self.config.textfile_dir, self.job)
 
     def on_start(self, result: RunResult) -> None:
-        from borgwatch.exposition import build_registry, with_labels, write_textfile
+        from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
 
         remove_stale_temps(self.path)  # left by a killed run (the job's lock is held)
         fresh = with_labels(job_samples(result), backup_job=self.job)
@@ -45,7 +53,7 @@ class TextfileSink(Sink):
         write_textfile(self.path, build_registry([*fresh, *kept]))
 
     def on_finish(self, result: RunResult) -> SinkReport | None:
-        from borgwatch.exposition import build_registry, with_labels, write_textfile
+        from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
 
         write_textfile(self.path, build_registry(with_labels(job_samples(result), backup_job=self.job)))
         return None

@@ -19,8 +19,8 @@ from borgwatch.borg.exitcodes import classify, signal_name
 from borgwatch.borg.process import BorgProcess, BorgRun
 from borgwatch.borg.results import diff_changed_content, parse_create_json, parse_digest_listing, prune_action
 from borgwatch.config.schema import JobConfig
-from borgwatch.dataset import DatasetIndex, archive_path
-from borgwatch.fingerprint import DIGEST_BYTES
+from borgwatch.dataset.fingerprint import DIGEST_BYTES
+from borgwatch.dataset.index import DatasetIndex, archive_path
 from borgwatch.model import DatasetDiff, PruneStats, RunEvent, RunResult, StageResult
 from borgwatch.redact import Redactor
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from borgwatch.app import run_command
+from borgwatch.commands.run import run_command
 from borgwatch.errors import UserError
 
 DEMO_PASSPHRASE_NOTE = "demo passphrase, stored in a throwaway file"

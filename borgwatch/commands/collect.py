@@ -27,10 +27,10 @@ from borgwatch.borg.exitcodes import classify
 from borgwatch.borg.process import BorgProcess
 from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.errors import EXIT_ERROR, JobLocked, UserError
-from borgwatch.exposition import build_registry, write_textfile
-from borgwatch.lock import JobLock
+from borgwatch.metrics.exposition import build_registry, write_textfile
 from borgwatch.redact import Redactor
-from borgwatch.state import ensure_state_dir
+from borgwatch.store.lock import JobLock
+from borgwatch.store.state import ensure_state_dir
 
 if TYPE_CHECKING:
     from borgwatch.config.agent import RepositoryConfig

@@ -17,8 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from borgwatch.errors import UserError
-from borgwatch.fileio import atomic_write, check_private_dir, fsync_dir, make_dirs, read_own_file, remove_stale_temps
 from borgwatch.model import RunResult
+from borgwatch.store.files import (
+    atomic_write,
+    check_private_dir,
+    fsync_dir,
+    make_dirs,
+    read_own_file,
+    remove_stale_temps,
+)
 
 __all__ = ["JobState", "ensure_state_dir", "fsync_dir", "load_state", "save_state", "state_from_result"]
 

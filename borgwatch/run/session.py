@@ -18,15 +18,12 @@ from borgwatch.borg.exitcodes import SEVERITY, classify, signal_name, worst
 from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.config.load import parse_duration
 from borgwatch.config.schema import Config, JobConfig
-from borgwatch.dataset import DatasetIndex, close_quietly, open_index, remove_index
+from borgwatch.dataset.index import DatasetIndex, close_quietly, open_index, remove_index
 from borgwatch.errors import EXIT_ERROR, UserError
-from borgwatch.lifecycle import PrintedLines, Problems, RunMarker, SinkStarter, StopForwarder, Stopped, why_line
-from borgwatch.lock import JobLock
 from borgwatch.model import RunEvent, RunResult, SinkReport, StageResult
 from borgwatch.redact import Redactor
-from borgwatch.sinks import SINKS, load
-from borgwatch.sinks.base import Sink
-from borgwatch.stages import (
+from borgwatch.run.lifecycle import PrintedLines, Problems, RunMarker, SinkStarter, StopForwarder, Stopped, why_line
+from borgwatch.run.stages import (
     StageContext,
     run_check,
     run_compact,
@@ -36,7 +33,10 @@ from borgwatch.stages import (
     skipped,
     verify_baseline,
 )
-from borgwatch.state import ensure_state_dir, load_state
+from borgwatch.sinks import SINKS, load
+from borgwatch.sinks.base import Sink
+from borgwatch.store.lock import JobLock
+from borgwatch.store.state import ensure_state_dir, load_state
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 RECORD_SINKS = ("textfile", "state")  # local files, written before any sink that may wait on a network

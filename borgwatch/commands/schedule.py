@@ -333,7 +333,7 @@ def schedule_command(config_path: str | None, job: str, on_calendar: str, random
     from borgwatch.config.load import config_path as resolve_config_path
     from borgwatch.config.load import load_config
     from borgwatch.errors import UserError
-    from borgwatch.fileio import atomic_write, make_dirs
+    from borgwatch.store.files import atomic_write, make_dirs
 
     config = load_config(config_path)
     if job not in config.jobs:

@@ -13,22 +13,22 @@ import time
 import uuid
 from pathlib import Path
 
-from borgwatch import console
 from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.events import Event, LogMessage
 from borgwatch.borg.exitcodes import classify
 from borgwatch.borg.process import BorgProcess
 from borgwatch.borg.results import parse_create_json
 from borgwatch.borg.version import detect_version
+from borgwatch.commands import console
 from borgwatch.config.checks import name_problem
 from borgwatch.config.load import config_path, load_config
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.errors import EXIT_ERROR, UserError
-from borgwatch.lock import JobLock
 from borgwatch.model import RunEvent, RunResult, StageResult
 from borgwatch.redact import RedactingWriter, Redactor, url_passwords
-from borgwatch.runner import FORWARDED_SIGNALS, deliver, finish_result, make_sinks, notify
-from borgwatch.state import ensure_state_dir, load_state
+from borgwatch.run.session import FORWARDED_SIGNALS, deliver, finish_result, make_sinks, notify
+from borgwatch.store.lock import JobLock
+from borgwatch.store.state import ensure_state_dir, load_state
 
 STAGE_NAMES = ("create", "prune", "compact", "check")
 

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from borgwatch.errors import JobLocked, UserError
-from borgwatch.fileio import NOFOLLOW, open_nofollow
+from borgwatch.store.files import NOFOLLOW, open_nofollow
 
 
 class JobLock:

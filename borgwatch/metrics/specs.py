@@ -1,5 +1,5 @@
 """Every metric borgwatch exports: one table (the reference docs are checked against it) and the
-mapping from a RunResult to samples. Exposition itself lives in ``borgwatch.exposition``."""
+mapping from a RunResult to samples. Exposition itself lives in ``borgwatch.metrics.exposition``."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from borgwatch.metrics import INVENTORY_METRICS, JOB_METRICS, MetricSpec
+from borgwatch.metrics.specs import INVENTORY_METRICS, JOB_METRICS, MetricSpec
 
 
 def _rows(specs: tuple[MetricSpec, ...]) -> list[str]:

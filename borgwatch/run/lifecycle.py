@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from borgwatch.model import RunResult
+    from borgwatch.run.stages import StageContext
     from borgwatch.sinks.base import Sink
-    from borgwatch.stages import StageContext
 
 RECORD_WAIT = 60.0  # most seconds the end of a run waits for the start-of-run textfile/state writes
 
@@ -91,7 +91,7 @@ class SinkStarter:
             self._thread.start()
 
     def _run(self) -> None:
-        from borgwatch.runner import notify
+        from borgwatch.run.session import notify
 
         for sink in self.sinks:
             if sink.name not in self.record:

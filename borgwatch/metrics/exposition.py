@@ -1,6 +1,6 @@
 """All output formats in one place: samples -> prometheus_client registry -> textfile / text.
 
-HELP and TYPE come from ``borgwatch.metrics.SPECS`` so every file borgwatch writes carries identical
+HELP and TYPE come from ``borgwatch.metrics.specs.SPECS`` so every file borgwatch writes carries identical
 metadata (node_exporter silently drops series whose HELP differs between files).
 """
 
@@ -13,8 +13,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from borgwatch.fileio import atomic_write
-from borgwatch.metrics import SPECS
+from borgwatch.metrics.specs import SPECS
+from borgwatch.store.files import atomic_write
 
 FullSample = tuple[str, dict[str, str], float]  # (exposed metric name, all labels, value)
 
@@ -26,7 +26,7 @@ class SnapshotCollector(Collector):
         self._by_name: dict[str, list[tuple[dict[str, str], float]]] = {}
         for name, labels, value in samples:
             if name not in SPECS:
-                raise KeyError(f"metric {name} is not in borgwatch.metrics.SPECS")
+                raise KeyError(f"metric {name} is not in borgwatch.metrics.specs.SPECS")
             self._by_name.setdefault(name, []).append((labels, value))
 
     def collect(self) -> Iterable[Metric]:

@@ -11,7 +11,7 @@ counts come from set operations there — memory stays flat whatever the file co
 * in it, status A/M/C/h, same size, mtime, ctime and inode    -> unchanged (e.g. the newest file of the
   last run, which borg never caches; content cannot change without moving ctime)
 * in it, status A/M/C/h, same size, other metadata moved (touch, chmod, same-size rewrite): ``exact``
-  compares content fingerprints (``borgwatch.fingerprint``: taken of these files only, while borg reads
+  compares content fingerprints (``borgwatch.dataset.fingerprint``: taken of these files only, while borg reads
   them, and kept in the index while borg's files cache vouches for the file); a missing previous
   fingerprint comes from ``borg list --format {blake2b}`` on the previous archive (one archive's
   metadata), and only what is still undecided goes to ``borg diff --content-only`` (both archives);
@@ -31,7 +31,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from borgwatch.fingerprint import Fingerprinter, stat_key
+from borgwatch.dataset.fingerprint import Fingerprinter, stat_key
 from borgwatch.model import DatasetDiff
 
 CHANGED = ("A", "M", "C", "h")  # h: another name of a hard-linked file borg has just read
