@@ -1,0 +1,3 @@
+from borgwatch.kit.dashboards_src import main
+
+main()
