@@ -17,7 +17,7 @@ from kit_files import needs_promtool, recorded_names
 from kit_promql import expand_grafana, known_metric, metric_names, promtool_check_exprs
 
 from borgwatch.kit import ASSETS, KIT_DIR, read_asset
-from borgwatch.kit.dashboards_src import DASHBOARDS, main, render
+from borgwatch.kit.dashboards_src.generate import DASHBOARDS, main, render
 
 NAMES = {"backup-assurance": "dashboard-backup-assurance", "hardware-health": "dashboard-hardware-health",
          "golden-signals": "dashboard-golden-signals"}
@@ -59,22 +59,41 @@ def test_generator_replaces_a_planted_symlink_instead_of_writing_through_it(tmp_
         assert written.stat().st_mode & 0o777 == 0o644
 
 
+@pytest.fixture
+def without_sdk(tmp_path: Path) -> dict[str, str]:
+    """An environment in which ``import grafana_foundation_sdk`` fails as if the extra were not installed."""
+    blocker = tmp_path / "no-sdk" / "grafana_foundation_sdk"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'grafana_foundation_sdk'\", name='grafana_foundation_sdk')\n")
+    path = [str(blocker.parent), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    proc = subprocess.run([sys.executable, "-c", "import grafana_foundation_sdk"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert "No module named 'grafana_foundation_sdk'" in proc.stderr  # the blocker shadows the installed SDK
+    return env
+
+
 @pytest.mark.slow
-def test_borgwatch_serves_the_dashboards_without_the_sdk(tmp_path: Path) -> None:
+def test_borgwatch_serves_the_dashboards_without_the_sdk(without_sdk: dict[str, str]) -> None:
     """The SDK is a development extra: `borgwatch kit` prints the checked-in JSON without importing it."""
-    blocker = tmp_path / "grafana_foundation_sdk"
-    blocker.mkdir()
-    (blocker / "__init__.py").write_text("raise ImportError('grafana_foundation_sdk is not installed')\n")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))}
     for short, asset in NAMES.items():
         proc = subprocess.run([sys.executable, "-m", "borgwatch", "kit", asset], capture_output=True, text=True,
-                              env=env, timeout=60)
+                              env=without_sdk, timeout=60)
         assert proc.returncode == 0, proc.stderr
         assert json.loads(proc.stdout)["uid"] == f"borgwatch-{short}"
         assert proc.stdout == read_asset(asset)
-    proc = subprocess.run([sys.executable, "-c", "import grafana_foundation_sdk"], capture_output=True, text=True,
-                          env=env, timeout=60)
-    assert "not installed" in proc.stderr  # the blocker really shadows the installed SDK
+
+
+@pytest.mark.slow
+def test_generator_without_the_sdk_names_the_extra(without_sdk: dict[str, str]) -> None:
+    before = {name: (KIT_DIR / "dashboards" / name).stat().st_mtime_ns for name in DASHBOARDS}
+    proc = subprocess.run([sys.executable, "-m", "borgwatch.kit.dashboards_src"], capture_output=True, text=True,
+                          env=without_sdk, timeout=60)
+    assert proc.returncode == os.EX_UNAVAILABLE and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert "grafana-foundation-sdk is not installed" in line and "pip install -e '.[dashboards]'" in line
+    assert before == {name: (KIT_DIR / "dashboards" / name).stat().st_mtime_ns for name in DASHBOARDS}
 
 
 @pytest.mark.parametrize("short", sorted(NAMES))

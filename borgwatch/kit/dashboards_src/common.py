@@ -146,7 +146,7 @@ def dashboard(
         if isinstance(item, db.Row):
             board.with_row(item.id(pid))
         else:
-            board.with_panel(item.id(pid))  # type: ignore[arg-type]  # every SDK panel kind is a Builder
+            board.with_panel(item.id(pid))
     return board
 
 
