@@ -7,8 +7,8 @@ import shutil
 from functools import cache
 from typing import Any
 
-import kit_yaml
 import pytest
+import yaml
 
 from borgwatch.kit import KIT_DIR, read_asset
 
@@ -20,7 +20,7 @@ needs_amtool = pytest.mark.skipif(shutil.which("amtool") is None, reason="amtool
 
 @cache
 def rules_doc() -> dict[str, Any]:
-    return kit_yaml.load(read_asset("rules"))
+    return yaml.safe_load(read_asset("rules"))
 
 
 def all_rules() -> list[dict[str, Any]]:
@@ -42,7 +42,7 @@ def recorded_names() -> frozenset[str]:
 
 @cache
 def slo_rules_doc() -> dict[str, Any]:
-    return kit_yaml.load(read_asset("slo-rules"))
+    return yaml.safe_load(read_asset("slo-rules"))
 
 
 def slo_rules() -> list[dict[str, Any]]:
@@ -55,7 +55,7 @@ def slo_alert_names() -> set[str]:
 
 @cache
 def rules_tests_doc() -> dict[str, Any]:
-    return kit_yaml.load(read_asset("rules-test"))
+    return yaml.safe_load(read_asset("rules-test"))
 
 
 def github_anchor(heading: str) -> str:

@@ -10,8 +10,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import kit_yaml
 import pytest
+import yaml
 from kit_files import alert_names, alert_rules, needs_amtool
 
 from borgwatch.kit import ASSETS, KIT_DIR, read_asset
@@ -23,7 +23,7 @@ WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", 
 
 @cache
 def routes() -> dict[str, Any]:
-    return kit_yaml.load(read_asset("routes"))
+    return yaml.safe_load(read_asset("routes"))
 
 
 def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,9 +88,9 @@ def _critical_route() -> dict[str, Any]:
 def test_paging_receivers_are_bound_to_their_intervals() -> None:
     first, second, last = _critical_route()["routes"]
     assert (first["receiver"], first["active_time_intervals"], first["continue"]) == (
-        "opsgenie-primary", ["business-hours"], "true")
+        "opsgenie-primary", ["business-hours"], True)
     assert (second["receiver"], second["active_time_intervals"], second["continue"]) == (
-        "sms-fallback", ["after-hours"], "true")
+        "sms-fallback", ["after-hours"], True)
     # the catch-all: no time restriction, so a critical alert always reaches someone
     assert last == {"receiver": "ops-critical-catchall"}
 

@@ -7,16 +7,17 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-import kit_yaml
 import pytest
+import yaml
 from kit_files import needs_promtool, recorded_names
 from kit_promql import expand_grafana, known_metric, metric_names, promtool_check_exprs
 
 from borgwatch.kit import ASSETS, KIT_DIR, read_asset
-from borgwatch.kit.build_dashboards import DASHBOARDS, render
+from borgwatch.kit.dashboards_src.generate import DASHBOARDS, main, render
 
 NAMES = {"backup-assurance": "dashboard-backup-assurance", "hardware-health": "dashboard-hardware-health",
          "golden-signals": "dashboard-golden-signals"}
@@ -43,7 +44,56 @@ def test_json_files_match_the_generator() -> None:
     assert set(DASHBOARDS) == {Path(ASSETS[n]).name for n in NAMES.values()}
     for name in DASHBOARDS:
         assert (KIT_DIR / "dashboards" / name).read_text() == render(name), (
-            f"{name} is stale: run python -m borgwatch.kit.build_dashboards")
+            f"{name} is stale: run python -m borgwatch.kit.dashboards_src")
+
+
+def test_generator_replaces_a_planted_symlink_instead_of_writing_through_it(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    (tmp_path / "golden-signals.json").symlink_to(victim)
+    main(tmp_path)
+    assert victim.read_text() == "keep me"
+    for name in DASHBOARDS:
+        written = tmp_path / name
+        assert not written.is_symlink() and written.read_text() == render(name)
+        assert written.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.fixture
+def without_sdk(tmp_path: Path) -> dict[str, str]:
+    """An environment in which ``import grafana_foundation_sdk`` fails as if the extra were not installed."""
+    blocker = tmp_path / "no-sdk" / "grafana_foundation_sdk"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'grafana_foundation_sdk'\", name='grafana_foundation_sdk')\n")
+    path = [str(blocker.parent), os.environ.get("PYTHONPATH", "")]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    proc = subprocess.run([sys.executable, "-c", "import grafana_foundation_sdk"], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert "No module named 'grafana_foundation_sdk'" in proc.stderr  # the blocker shadows the installed SDK
+    return env
+
+
+@pytest.mark.slow
+def test_borgwatch_serves_the_dashboards_without_the_sdk(without_sdk: dict[str, str]) -> None:
+    """The SDK is a development extra: `borgwatch kit` prints the checked-in JSON without importing it."""
+    for short, asset in NAMES.items():
+        proc = subprocess.run([sys.executable, "-m", "borgwatch", "kit", asset], capture_output=True, text=True,
+                              env=without_sdk, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        assert json.loads(proc.stdout)["uid"] == f"borgwatch-{short}"
+        assert proc.stdout == read_asset(asset)
+
+
+@pytest.mark.slow
+def test_generator_without_the_sdk_names_the_extra(without_sdk: dict[str, str]) -> None:
+    before = {name: (KIT_DIR / "dashboards" / name).stat().st_mtime_ns for name in DASHBOARDS}
+    proc = subprocess.run([sys.executable, "-m", "borgwatch.kit.dashboards_src"], capture_output=True, text=True,
+                          env=without_sdk, timeout=60)
+    assert proc.returncode == os.EX_UNAVAILABLE and proc.stdout == ""
+    (line,) = proc.stderr.splitlines()
+    assert "grafana-foundation-sdk is not installed" in line and "pip install -e '.[dashboards]'" in line
+    assert before == {name: (KIT_DIR / "dashboards" / name).stat().st_mtime_ns for name in DASHBOARDS}
 
 
 @pytest.mark.parametrize("short", sorted(NAMES))
@@ -52,11 +102,18 @@ def test_dashboard_structure(short: str) -> None:
     assert dash["uid"] == f"borgwatch-{short}" and dash["title"]
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids))
+    cells: dict[tuple[int, int], str] = {}
     for panel in dash["panels"]:
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
-        if panel["type"] != "row":
+        if panel["type"] == "row":
+            assert (grid["x"], grid["w"], grid["h"]) == (0, 24, 1), panel["title"]
+        else:
             assert panel["targets"], panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, f"{panel['title']} overlaps {cells[x, y]}"
+                cells[x, y] = panel["title"]
     variables = {v["name"]: v for v in dash["templating"]["list"]}
     assert variables["datasource"]["query"] == "prometheus"
 
@@ -127,10 +184,10 @@ def test_expr_check_catches_bad_promql(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ provisioning and catalog
 def test_grafana_provisioning() -> None:
-    dashboards = kit_yaml.load(read_asset("grafana-dashboards"))
+    dashboards = yaml.safe_load(read_asset("grafana-dashboards"))
     (provider,) = dashboards["providers"]
     assert provider["type"] == "file" and provider["options"]["path"].startswith("/")
-    sources = kit_yaml.load(read_asset("grafana-datasources"))["datasources"]
+    sources = yaml.safe_load(read_asset("grafana-datasources"))["datasources"]
     assert {s["type"] for s in sources} == {"prometheus", "loki"}
     assert all(s["url"].startswith("http://127.0.0.1:") for s in sources)
 
@@ -146,9 +203,9 @@ def test_catalog_lists_every_dashboard_with_an_owner() -> None:
 
 # ------------------------------------------------------------------ Loki side
 def test_loki_config_keeps_30_days() -> None:
-    config = kit_yaml.load(read_asset("loki-config"))
+    config = yaml.safe_load(read_asset("loki-config"))
     assert config["limits_config"]["retention_period"] == "720h"
-    assert config["compactor"]["retention_enabled"] == "true"
+    assert config["compactor"]["retention_enabled"] is True
     assert config["compactor"]["delete_request_store"]
     assert config["server"]["http_listen_address"] == "127.0.0.1"
 

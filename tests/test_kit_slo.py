@@ -7,8 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
-import kit_yaml
 import pytest
+import yaml
 from kit_files import (
     RUNBOOK_BASE,
     github_anchor,
@@ -58,7 +58,7 @@ def test_promtool_unit_tests_pass_and_catch_broken_tiers(tmp_path: Path) -> None
 
 
 def test_objectives_are_in_one_group_and_label_free() -> None:
-    (targets,) = [g for g in kit_yaml.load(read_asset("slo-rules"))["groups"]
+    (targets,) = [g for g in yaml.safe_load(read_asset("slo-rules"))["groups"]
                   if g["name"] == "borgwatch-slo-targets"]
     records = {r["record"] for r in targets["rules"]}
     assert records == {"borgwatch:slo_freshness_objective", "borgwatch:slo_run_success_objective",
@@ -110,7 +110,7 @@ def test_rule_uses_only_existing_metrics(rule: dict) -> None:
 
 
 def test_every_slo_alert_fires_and_stays_quiet_in_the_unit_tests() -> None:
-    doc = kit_yaml.load(read_asset("slo-rules-test"))
+    doc = yaml.safe_load(read_asset("slo-rules-test"))
     assert doc["rule_files"] == [ASSETS["slo-rules"]]
     cases = [c for g in doc["tests"] for c in g.get("alert_rule_test", [])]
     fired = {(c["alertname"], a["exp_labels"]["severity"]) for c in cases for a in c["exp_alerts"]}

@@ -18,15 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import kit_tls
-import kit_yaml
 import pytest
+import yaml
 from agent_servers import free_port
 from kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
 from kit_promql import BLACKBOX_EXPORTER, metric_names
 from kit_tls import HOST, Pki, Servers, issue, self_signed, server_context
 
 from borgwatch.kit import asset_path, read_asset
-from borgwatch.kit.build_dashboards import tls_probe_panels
 
 pytestmark = [
     pytest.mark.slow,
@@ -224,7 +223,7 @@ EXPECTED: dict[str, Callable[[World, Site], list[dict[str, Any]]]] = {
 
 
 def _alert_names() -> list[str]:
-    doc = kit_yaml.load(read_asset("tls-rules"))
+    doc = yaml.safe_load(read_asset("tls-rules"))
     return sorted({r["alert"] for g in doc["groups"] for r in g["rules"] if "alert" in r})
 
 
@@ -352,16 +351,24 @@ def test_rules_and_panels_use_only_metrics_this_exporter_emits(world: World) -> 
     """Everything the kit reads exists in blackbox_exporter 0.23: no rule needs a newer exporter."""
     seen = {s.labels["__name__"] for s in world.samples}
     assert not BLACKBOX_EXPORTER - seen, "listed in kit_promql but not emitted by this exporter"
-    doc = kit_yaml.load(read_asset("tls-rules"))
+    doc = yaml.safe_load(read_asset("tls-rules"))
     recorded = {r["record"] for g in doc["groups"] for r in g["rules"] if "record" in r}
     used = set().union(*(metric_names(r["expr"]) for g in doc["groups"] for r in g["rules"]))
-    panels = set().union(*(metric_names(expr) for p in tls_probe_panels() for expr, _ in p.targets))
+    panels = set().union(*(metric_names(t["expr"]) for p in _tls_row() for t in p["targets"]))
     assert (used - recorded) | panels <= seen
 
 
+def _tls_row() -> list[dict[str, Any]]:
+    """The panels of the shipped Golden Signals dashboard's "TLS probes" row."""
+    panels = json.loads(read_asset("dashboard-golden-signals"))["panels"]
+    start = next(i for i, p in enumerate(panels) if p["type"] == "row" and p["title"] == "TLS probes") + 1
+    end = next((i for i, p in enumerate(panels[start:], start) if p["type"] == "row"), len(panels))
+    return panels[start:end]
+
+
 def _panel(title: str) -> list[str]:
-    (panel,) = [p for p in tls_probe_panels() if p.title == title]
-    return [expr.replace("$target", ".+") for expr, _ in panel.targets]
+    (panel,) = [p for p in _tls_row() if p["title"] == title]
+    return [t["expr"].replace("$target", ".+") for t in panel["targets"]]
 
 
 def _query(world: World, expr: str) -> dict[str, dict[str, Any]]:

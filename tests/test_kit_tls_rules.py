@@ -9,8 +9,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import kit_yaml
 import pytest
+import yaml
 from kit_files import RUNBOOK_BASE, github_anchor, needs_amtool, needs_promtool
 from kit_promql import known_metric, metric_names
 
@@ -26,7 +26,7 @@ RULES_TEST = Path(ASSETS["tls-rules-test"]).name
 
 @cache
 def rules_doc() -> dict[str, Any]:
-    return kit_yaml.load(read_asset("tls-rules"))
+    return yaml.safe_load(read_asset("tls-rules"))
 
 
 def all_rules() -> list[dict[str, Any]]:
@@ -132,7 +132,7 @@ def test_rule_uses_only_blackbox_metrics(rule: dict[str, Any]) -> None:
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
     firing: set[str] = set()
     quiet: set[str] = set()
-    for group in kit_yaml.load(read_asset("tls-rules-test"))["tests"]:
+    for group in yaml.safe_load(read_asset("tls-rules-test"))["tests"]:
         for case in group.get("alert_rule_test", []):
             (firing if case["exp_alerts"] else quiet).add(case["alertname"])
     assert firing == quiet == EXPECTED_ALERTS
@@ -206,7 +206,7 @@ def test_amtool_tls_routing_can_fail() -> None:
 
 
 def _tls_route() -> dict[str, Any]:
-    routes = kit_yaml.load(read_asset("routes"))["route"]["routes"]
+    routes = yaml.safe_load(read_asset("routes"))["route"]["routes"]
     (route,) = [r for r in routes if any("TLS" in m for m in r.get("matchers", []))]
     return route
 
@@ -217,6 +217,6 @@ def test_tls_warnings_group_per_site_and_repeat_daily() -> None:
     assert route["receiver"] == "ops-email" and route["repeat_interval"] == "24h"
     assert route["group_by"] == ["alertname", "instance"]
     # placed before the generic warning route, which would otherwise take it (first match wins)
-    routes = kit_yaml.load(read_asset("routes"))["route"]["routes"]
+    routes = yaml.safe_load(read_asset("routes"))["route"]["routes"]
     warning = [i for i, r in enumerate(routes) if r.get("matchers") == ['severity="warning"']]
     assert routes.index(route) < warning[0]
