@@ -25,7 +25,12 @@ from bench.variants import make_variants
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORK = HERE / ".work"
-NOTES = HERE / "notes.md"
+
+
+def kept_notes(out: Path) -> str:
+    """The hand-written Notes section of the report: written once, in docs/benchmarks.md, and carried over."""
+    text = out.read_text() if out.exists() else ""
+    return text.split("\n## Notes\n", 1)[1].strip() if "\n## Notes\n" in text else ""
 
 
 def log(msg: str) -> None:
@@ -55,7 +60,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-borgmatic", action="store_true")
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     p.add_argument("--rerender", action="store_true",
-                   help="measure nothing: rewrite --out from bench/.work/results.json and bench/notes.md")
+                   help="measure nothing: rewrite --out from bench/.work/results.json (its Notes section is kept)")
     return p.parse_args(argv)
 
 
@@ -90,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = make_variants(run_dir, WORK / f"src{files}", args.borg, borgmatic)
         results.append(run_size(files, args.seed, WORK / f"src{files}", variants, first_reps, steps, log))
     machine["load average at end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    figures["notes"] = NOTES.read_text() if NOTES.exists() else ""
+    figures["notes"] = kept_notes(Path(args.out))
     total = time.monotonic() - started
     Path(args.out).write_text(report.render(machine, command.strip(), results, figures, replay, total))
     raw = {"machine": machine, "micro": {k: v for k, v in figures.items() if k != "notes"}, "replay": replay,
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 def rerender(out: Path) -> int:
     raw = json.loads((WORK / "results.json").read_text())
     sizes = [size_result_from_dict(d) for d in raw["sizes"]]
-    figures = {**raw["micro"], "notes": NOTES.read_text() if NOTES.exists() else ""}
+    figures = {**raw["micro"], "notes": kept_notes(out)}
     out.write_text(report.render(raw["machine"], raw["command"], sizes, figures, raw["replay"],
                                  raw["total_seconds"], generated=raw.get("generated")))
     log(f"rewrote {out} from {WORK / 'results.json'}")

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from borgwatch.fileio import atomic_write
 from borgwatch.kit.dashboards_src import backup_assurance, golden_signals, hardware_health
 from borgwatch.kit.dashboards_src.common import render as render_dashboard
+from borgwatch.store.files import atomic_write
 
 DASHBOARD_DIR = Path(__file__).resolve().parent.parent / "dashboards"
 DASHBOARDS: dict[str, Callable[[], Dashboard]] = {
