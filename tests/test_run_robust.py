@@ -202,7 +202,11 @@ def test_a_borg_killed_without_a_word_still_gets_one_line(workspace: Workspace) 
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     _wait_in_progress(ws)
-    for p in borg_children(ws):  # the OOM killer's way: SIGKILL, nothing on stderr
+    deadline = time.monotonic() + 30  # the create, not the baseline listing that may run before it
+    while not (creates := [p for p in borg_children(ws) if "create" in (p.info["cmdline"] or [])]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert creates, "borg create never started"
+    for p in creates:  # the OOM killer's way: SIGKILL, nothing on stderr
         p.kill()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 137
@@ -346,7 +350,7 @@ def test_a_full_state_dir_costs_each_job_one_line_and_the_other_jobs_still_run(w
     two_jobs(ws)
     assert ws.borgwatch("run", "--all", "-c", str(ws.config)).returncode == 0
     saved = {p.name: p.read_bytes() for p in ws.state_dir.iterdir() if p.is_file()}
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(ws.state_dir)],
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(ws.state_dir)],
                            capture_output=True, text=True)
     if mount.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
