@@ -203,9 +203,9 @@ def test_a_borg_killed_without_a_word_still_gets_one_line(workspace: Workspace) 
                             stderr=subprocess.PIPE, text=True)
     _wait_in_progress(ws)
     deadline = time.monotonic() + 30  # the create, not the baseline listing that may run before it
-    while not (creates := [p for p in borg_children(ws) if "create" in (p.info["cmdline"] or [])]) and time.monotonic() < deadline:
+    while not (creates := [p for p in borg_children(ws) if "create" in (p.info["cmdline"] or [])]):
+        assert time.monotonic() < deadline, "borg create never started"
         time.sleep(0.05)
-    assert creates, "borg create never started"
     for p in creates:  # the OOM killer's way: SIGKILL, nothing on stderr
         p.kill()
     _, stderr = proc.communicate(timeout=60)
