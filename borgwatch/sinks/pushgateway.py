@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.sinks.base import Sink
-from borgwatch.sinks.ping import DeliveryError, bounded_call
+from borgwatch.sinks.delivery import DeliveryError, bounded_call, split_credentials
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -30,20 +29,6 @@ if TYPE_CHECKING:
     from borgwatch.config.schema import Config
 
 log = logging.getLogger("borgwatch.sinks.pushgateway")
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """http://user:pw@gw:9091 -> ("http://gw:9091", "user", "pw"); the handler sends Basic auth."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.username is None:
-        return urlunsplit(parts), None, None
-    netloc = parts.hostname or ""
-    if ":" in netloc:
-        netloc = f"[{netloc}]"
-    if parts.port:
-        netloc += f":{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return clean, unquote(parts.username), unquote(parts.password or "")
 
 
 def grouping_key(host: str, job: str) -> dict[str, str]:
