@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 from borgwatch.config.agent import PingConfig
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.redact import strip_url_credentials
-from borgwatch.sinks.base import Sink
+from borgwatch.redact import Redactor, strip_url_credentials
+from borgwatch.sinks.base import BaseSink
 from borgwatch.sinks.delivery import USER_AGENT, DeliveryError, bounded_call
 
 if TYPE_CHECKING:
@@ -54,11 +54,11 @@ def _short(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-class PingSink(Sink):
+class PingSink(BaseSink):
     name = "ping"
 
-    def __init__(self, config: Config, job: str) -> None:
-        super().__init__(config, job)
+    def __init__(self, config: Config, job: str, redact: Redactor | None = None) -> None:
+        super().__init__(config, job, redact)
         job_cfg = config.jobs[job]
         self.ping: PingConfig = job_cfg.ping or PingConfig()
         self.warnings_policy: str = getattr(job_cfg, "warnings", "warning")

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.sinks.base import Sink
+from borgwatch.redact import Redactor
+from borgwatch.sinks.base import BaseSink
 from borgwatch.sinks.delivery import DeliveryError, bounded_call, split_credentials
 
 if TYPE_CHECKING:
@@ -61,11 +62,11 @@ def push(cfg: PushgatewayConfig, host: str, job: str, registry: CollectorRegistr
     bounded_call(call, cfg.timeout, f"push to {gateway}")
 
 
-class PushgatewaySink(Sink):
+class PushgatewaySink(BaseSink):
     name = "pushgateway"
 
-    def __init__(self, config: Config, job: str) -> None:
-        super().__init__(config, job)
+    def __init__(self, config: Config, job: str, redact: Redactor | None = None) -> None:
+        super().__init__(config, job, redact)
         assert config.pushgateway is not None
         self.cfg: PushgatewayConfig = config.pushgateway
         self.failures = 0
