@@ -89,3 +89,11 @@ def test_bounded_call_error_names_no_credentials() -> None:
     with pytest.raises(DeliveryError) as caught:
         bounded_call(fail, 5, "push")
     assert str(caught.value) == "push: ValueError: cannot reach http://user:***@gw:9091/metrics"
+
+
+def test_metrics_reference_names_every_registered_sink() -> None:
+    from borgwatch.metrics.reference import render_metrics_markdown
+
+    text = render_metrics_markdown()
+    listed = text.split("`sink` ∈ ", 1)[1].split(".", 1)[0]
+    assert sorted(listed.split(", ")) == sorted(sinks.REGISTRY)
