@@ -20,8 +20,8 @@ class Redactor:
 
     def add(self, secret: str | None) -> None:
         if secret and len(secret) >= 3 and secret not in self._secrets:
-            self._secrets.append(secret)
-            self._secrets.sort(key=len, reverse=True)
+            # a new list, swapped in whole: a sink thread may add while the run thread redacts
+            self._secrets = sorted([*self._secrets, secret], key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for secret in self._secrets:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from borgwatch.borg.env import build_env
 from borgwatch.config.loki import LokiConfig
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.model import (
@@ -19,6 +20,7 @@ from borgwatch.model import (
     SinkReport,
     StageResult,
 )
+from borgwatch.redact import Redactor
 from borgwatch.sinks.loki import LokiSink
 
 REPO = "ssh://backup@nas.example:22/./home"
@@ -75,10 +77,19 @@ def finish_result(r: RunResult, warn_msg: str = "/home/x: stat: [Errno 13] Permi
     return r
 
 
+def runner_redactor(config: Config, job: str) -> Redactor:
+    """The Redactor the runner hands the sinks: it holds the job's secrets as borg's environment has them."""
+    cfg = config.jobs[job]
+    env = build_env(passcommand=cfg.passcommand, passphrase_file=cfg.passphrase_file,
+                    passphrase_env=cfg.passphrase_env, extra=cfg.environment)
+    env.close()
+    return Redactor(env.secrets)
+
+
 def run_once(config: Config, job: str = "home", run: int = 0,
              t0: float | None = None, **finish_kw: Any) -> tuple[RunResult, SinkReport | None, float]:
     """A simulated run through the sink as the runner drives it: (result, report, seconds in sink)."""
-    sink = LokiSink(config, job)
+    sink = LokiSink(config, job, runner_redactor(config, job))
     result = make_result(job, run, t0)
     started = time.monotonic()
     sink.on_start(result)

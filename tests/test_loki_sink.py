@@ -18,7 +18,8 @@ from loki_receiver import LokiReceiver
 from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunEvent
 from borgwatch.sinks.loki import LokiSink
-from borgwatch.sinks.loki_transport import Budget, LokiBatchHandler, Shipper, to_ns
+from borgwatch.sinks.loki_logging import LokiBatchHandler
+from borgwatch.sinks.loki_transport import Budget, Shipper, to_ns
 
 BUILTIN = {"app", "host", "backup_job", "level"}
 

@@ -14,7 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from borgwatch.config.agent import PushgatewayConfig
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.model import ArchiveStats, RunResult, StageResult
-from borgwatch.sinks.pushgateway import PushgatewaySink, split_credentials
+from borgwatch.sinks.delivery import split_credentials
+from borgwatch.sinks.pushgateway import PushgatewaySink
 
 needs_gateway = pytest.mark.skipif(PUSHGATEWAY is None, reason="prometheus-pushgateway not installed")
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]

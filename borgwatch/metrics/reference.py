@@ -16,7 +16,7 @@ def _rows(specs: tuple[MetricSpec, ...]) -> list[str]:
 def render_metrics_markdown() -> str:
     return "\n".join([
         "# Metrics reference", "",
-        "Generated from `borgwatch/metrics.py` by `borgwatch metrics-reference`; a test keeps this file in "
+        "Generated from `borgwatch/metrics/specs.py` by `borgwatch metrics-reference`; a test keeps this file in "
         "sync with the code and checks that every metric here is what borgwatch writes.", "",
         "Label values: `status` ∈ success, warning, error, interrupted; `stage` ∈ create, diff, prune, "
         "compact, check (`other` for `borgwatch exec` of other commands); `change` ∈ added, modified, "

@@ -1,4 +1,4 @@
-"""The one small interface every sink implements.
+"""The one small interface every sink implements (``Sink``), and ``BaseSink``, its usual defaults.
 
 A sink receives RunResults only: once when a run starts (``in_progress=True``) and once when it ends.
 Sinks never call borg, and the run code names no sink: what it needs to know it reads here.
@@ -11,12 +11,19 @@ Sinks never call borg, and the run code names no sink: what it needs to know it 
 A delivery sink must not raise for delivery trouble: it reports it in the returned SinkReport (the runner
 turns reports into persisted counters and metrics). An exception that escapes
 anyway is caught by the runner and counted as one failure of that sink.
+
+Secrets: the RunResult a sink receives is already redacted by the runner. A sink that writes text of its
+own (Loki) takes the runner's ``Redactor`` as ``redact``: the runner adds each secret to it as it learns
+it (passphrase, environment values), so the sink needs no second copy of the secrets and reads no
+secret file of the job's.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from borgwatch.redact import Redactor
 
 if TYPE_CHECKING:
     from borgwatch.config.schema import Config
@@ -24,31 +31,68 @@ if TYPE_CHECKING:
 
 
 class Phase(StrEnum):
+    """In the order the phases run."""
+
     RECORD = "record"  # local files: before anything that can wait on a network
     DELIVERY = "delivery"
 
 
-class Sink:
-    name: ClassVar[str] = "sink"
-    phase: ClassVar[Phase] = Phase.DELIVERY
-    fatal: ClassVar[bool] = False
-
-    def __init__(self, config: Config, job: str) -> None:
-        self.config = config
-        self.job = job
+class Sink(Protocol):
+    name: ClassVar[str]
+    phase: ClassVar[Phase]
+    fatal: ClassVar[bool]
 
     @classmethod
     def enabled(cls, config: Config, job: str) -> bool:
         """Whether this sink takes part for this job under this configuration."""
-        return True
+        ...
 
-    def on_start(self, result: RunResult) -> None:  # noqa: B027 - optional hook
+    def on_start(self, result: RunResult) -> None:
         """Called after the run was set up, before borg starts."""
+        ...
 
     def on_finish(self, result: RunResult) -> SinkReport | None:
         """Called once with the final RunResult."""
-        raise NotImplementedError
+        ...
 
     def describe_failure(self, exc: BaseException) -> str:
         """One line for stderr when this sink raised (cause and remedy; no secrets)."""
+        ...
+
+
+class SinkClass(Protocol):
+    """What the registry hands out: a sink's class (its ClassVars, ``enabled`` and its constructor)."""
+
+    name: str
+    phase: Phase
+    fatal: bool
+
+    def enabled(self, config: Config, job: str) -> bool: ...
+
+    def __call__(self, config: Config, job: str, redact: Redactor | None = None) -> Sink: ...
+
+
+class BaseSink:
+    """Defaults for a ``Sink``: a delivery sink, not fatal, taking part in every run, nothing to do at start."""
+
+    name: ClassVar[str] = "sink"
+    phase: ClassVar[Phase] = Phase.DELIVERY
+    fatal: ClassVar[bool] = False
+
+    def __init__(self, config: Config, job: str, redact: Redactor | None = None) -> None:
+        self.config = config
+        self.job = job
+        self.redact = redact if redact is not None else Redactor()
+
+    @classmethod
+    def enabled(cls, config: Config, job: str) -> bool:
+        return True
+
+    def on_start(self, result: RunResult) -> None:
+        return None
+
+    def on_finish(self, result: RunResult) -> SinkReport | None:
+        raise NotImplementedError
+
+    def describe_failure(self, exc: BaseException) -> str:
         return f"{self.name} sink failed: {type(exc).__name__}: {exc}"

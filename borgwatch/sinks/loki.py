@@ -27,11 +27,11 @@ from urllib.parse import urlsplit
 from borgwatch.config.loki import LEVELS, LokiConfig
 from borgwatch.model import RunEvent, RunResult, SinkReport
 from borgwatch.redact import Redactor
-from borgwatch.sinks.base import Sink
+from borgwatch.sinks.base import BaseSink
 
 if TYPE_CHECKING:
     from borgwatch.config.schema import Config
-    from borgwatch.sinks.loki_transport import LokiBatchHandler, Spool
+    from borgwatch.sinks.loki_transport import Entry, Shipper, Spool
 
 log = logging.getLogger("borgwatch.sinks.loki")
 
@@ -177,7 +177,7 @@ def journal_stream_active(stream: TextIO, environ: Mapping[str, str]) -> bool:
     return (st.st_dev, st.st_ino) == (int(m.group(1)), int(m.group(2)))
 
 
-class LokiSink(Sink):
+class LokiSink(BaseSink):
     name = "loki"
     # Where the journal fallback writes, and the environment it checks (None: sys.stderr, os.environ).
     stream: TextIO | None = None
@@ -190,22 +190,15 @@ class LokiSink(Sink):
         return journal_stream_active(cls.stream or sys.stderr, os.environ if cls.environ is None
                                      else cls.environ)
 
-    def __init__(self, config: Config, job: str) -> None:
-        super().__init__(config, job)
+    def __init__(self, config: Config, job: str, redact: Redactor | None = None) -> None:
+        super().__init__(config, job, redact)
         self.loki: LokiConfig | None = config.loki
         job_cfg = config.jobs.get(job)
         self.log_files = bool(job_cfg and job_cfg.log_files)
-        self.redact = Redactor()
-        if job_cfg:  # the runner redacts too; the sink does not rely on it
-            for value in job_cfg.environment.values():
-                self.redact.add(value)
-            self.redact.add(os.environ.get(job_cfg.passphrase_env or "", ""))
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                if job_cfg.passphrase_file:
-                    self.redact.add(Path(job_cfg.passphrase_file).read_text("utf-8").rstrip("\r\n"))
         self.min_level = PY_LEVELS.get(self.loki.min_level if self.loki else "info", logging.INFO)
         self._next = 0  # index of the first event of result.events not yet handled
-        self._handler: LokiBatchHandler | None = None
+        self._shipper: Shipper | None = None
+        self._tags: dict[str, str] = {}
         self._spool: Spool | None = None
         self._spool_loaded = False
         self._warned_spool_drop = False
@@ -243,7 +236,7 @@ class LokiSink(Sink):
         if self.loki is None:
             self._to_journal(events, result)
             return None
-        handler = self._handler or self._make_handler(result)
+        shipper = self._shipper or self._make_shipper(result)
         spool = self._spool
         assert spool is not None
         if not self._spool_loaded:
@@ -253,18 +246,16 @@ class LokiSink(Sink):
             except OSError as exc:
                 old, bad = [], 0
                 log.warning("Loki spool %s unreadable: %s", spool.path, exc)
-            handler.shipper.pending[:0] = old  # spooled lines go first, in their order
+            shipper.pending[:0] = old  # spooled lines go first, in their order
             self._on_disk = {id(e) for e in old}
-            handler.shipper.stats.dropped += bad
-        for event in events:
-            handler.handle(self._record(event, result))
+            shipper.stats.dropped += bad
+        shipper.pending += [self._entry(event, result) for event in events]
         if self._setup_error:
-            handler.shipper.disabled = handler.shipper.disabled or self._setup_error
-        handler.flush()
-        return self._persist(handler, spool, final)
+            shipper.disabled = shipper.disabled or self._setup_error
+        shipper.flush()
+        return self._persist(shipper, spool, final)
 
-    def _persist(self, handler: LokiBatchHandler, spool: Spool, final: bool) -> SinkReport:
-        shipper = handler.shipper
+    def _persist(self, shipper: Shipper, spool: Spool, final: bool) -> SinkReport:
         stats = shipper.stats
         spooled = 0
         try:
@@ -279,7 +270,7 @@ class LokiSink(Sink):
                 shipper.pending[:] = [e for e in shipper.pending if id(e) in self._on_disk]
                 log.warning("Loki spool %s not writable: %s; %d new line(s) lost, %d spooled earlier kept",
                             spool.path, disk_problem(spool.path, exc), len(lost), spooled)
-            return SinkReport(sink=self.name, failures=stats.failures + handler.errors, spooled=spooled,
+            return SinkReport(sink=self.name, failures=stats.failures, spooled=spooled,
                               dropped=stats.dropped, delivered=stats.delivered)
         if dropped:
             stats.dropped += dropped
@@ -292,22 +283,18 @@ class LokiSink(Sink):
         if final and spooled:  # nothing lost yet: the spool gauge and failure counter tell
             log.info("Loki unavailable (%s): %d line(s) spooled to %s for the next run",
                      stats.unavailable_reason or shipper.disabled, spooled, spool.path)
-        return SinkReport(sink=self.name, failures=stats.failures + handler.errors, spooled=spooled,
+        return SinkReport(sink=self.name, failures=stats.failures, spooled=spooled,
                           dropped=stats.dropped, delivered=stats.delivered)
 
-    def _record(self, event: RunEvent, result: RunResult) -> logging.LogRecord:
-        level = normalize_level(event.level)
-        record = logging.LogRecord("borgwatch.run", PY_LEVELS.get(level, logging.INFO), "", 0,
-                                   event_line(event, result, self.redact), None, None)
-        record.created = event.time
-        record.msecs = (event.time % 1) * 1000
-        from borgwatch.sinks.loki_transport import to_ns
-        record.created_ns = to_ns(event.time)  # type: ignore[attr-defined]
-        return record
+    def _entry(self, event: RunEvent, result: RunResult) -> Entry:
+        from borgwatch.sinks.loki_transport import Entry, to_ns
 
-    def _make_handler(self, result: RunResult) -> LokiBatchHandler:
-        # imported here: requests + logging_loki cost ~7 MB and ~45 ms, only worth it with a Loki URL
-        from borgwatch.sinks.loki_transport import Budget, LokiBatchHandler, Shipper, Spool, push_url
+        return Entry({**self._tags, "level": normalize_level(event.level)}, str(to_ns(event.time)),
+                     event_line(event, result, self.redact))
+
+    def _make_shipper(self, result: RunResult) -> Shipper:
+        # imported here: requests (+ urllib3, ssl) raised max RSS from 15 to 29 MB, only worth it with a Loki URL
+        from borgwatch.sinks.loki_transport import Budget, Shipper, Spool, push_url
         cfg = self.loki
         assert cfg is not None
         with contextlib.suppress(ValueError):
@@ -331,22 +318,21 @@ class LokiSink(Sink):
         elif cfg.username:
             auth = (cfg.username, password or "")
         host = result.host or self.config.hostname or socket.gethostname()
-        tags = {"app": "borgwatch", "host": self.redact(host), "backup_job": self.job,
-                **{k: self.redact(v) for k, v in cfg.static_labels().items()}}
+        self._tags = {"app": "borgwatch", "host": self.redact(host), "backup_job": self.job,
+                      **{k: self.redact(v) for k, v in cfg.static_labels().items()}}
         shipper = Shipper(url=push_url(cfg.url), budget=Budget(cfg.max_delay), headers=headers,
                           verify=cfg.ca_file or None,
                           use_gzip=cfg.gzip, connect_timeout=cfg.connect_timeout,
                           read_timeout=cfg.read_timeout, retries=cfg.retries,
                           batch_max_bytes=cfg.batch_max_bytes, redact=self.redact)
-        handler = LokiBatchHandler(shipper, tags, auth=auth, level=logging.DEBUG)
-        session = handler.emitter.session
+        shipper.session.auth = auth
         if cfg.cert_file:
-            session.cert = (cfg.cert_file, cfg.key_file) if cfg.key_file else cfg.cert_file
+            shipper.session.cert = (cfg.cert_file, cfg.key_file) if cfg.key_file else cfg.cert_file
         safe_job = re.sub(r"[^A-Za-z0-9_.-]", "_", self.job)
         self._spool = Spool(Path(self.config.state_dir) / "spool" / f"loki-{safe_job}.jsonl",
                             cfg.spool_max_bytes)
-        self._handler = handler
-        return handler
+        self._shipper = shipper
+        return shipper
 
     # -- journal fallback ------------------------------------------------------------------------
 

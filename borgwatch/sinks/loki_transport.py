@@ -1,11 +1,9 @@
-"""Shipping path of the Loki sink: python-logging-loki 0.3.1 wrapped so that it batches, times out,
-retries with backoff inside a per-run time budget and spools what it could not deliver.
+"""Shipping path of the Loki sink: entries pushed in batches with timeouts and retries with backoff
+inside a per-run time budget, and a bounded spool for what could not be delivered.
 
-What is taken from python-logging-loki: the v1 payload and label building (``LokiEmitterV1``), its
-``requests`` session with basic auth, and the ``LokiHandler`` shape, so the handler can be attached to
-any ``logging`` logger. What is replaced: its one-POST-per-record ``emit`` (records are buffered and
-pushed per flush), send-time timestamps (``record.created``), numeric label values (stringified), the
-missing timeout, retry and headers, and ``handleError``'s stderr traceback (counted instead).
+The Loki push format (v1 JSON, streams keyed by label set) is built here from ``Entry``s, which the sink
+makes straight from its events; ``loki_logging`` puts python-logging-loki's handler in front of the same
+``Shipper`` for anyone who ships through ``logging``.
 """
 
 from __future__ import annotations
@@ -21,11 +19,9 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import requests
-from logging_loki import LokiHandler
-from logging_loki.emitter import LokiEmitterV1
 
 from borgwatch import __version__
 from borgwatch.store.files import atomic_write, make_dirs, open_nofollow, read_own_file, remove_stale_temps
@@ -71,34 +67,6 @@ def build_body(entries: list[Entry]) -> bytes:
         streams.setdefault(tuple(sorted(e.labels.items())), []).append([e.ts, e.line])
     payload = {"streams": [{"stream": dict(k), "values": v} for k, v in streams.items()]}
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class EventTimeEmitter(LokiEmitterV1):
-    """python-logging-loki's v1 emitter with event-time timestamps and string-only labels.
-
-    Labels are the handler's static tags plus ``level``; the library's ``logger`` tag is removed (the
-    logger name is not a useful stream dimension here). It never posts by itself: ``__call__`` is
-    unused because the handler buffers records and the Shipper pushes batches.
-    """
-
-    level_tag = "level"
-
-    def build_tags(self, record: logging.LogRecord) -> dict[str, Any]:
-        tags = super().build_tags(record)
-        tags.pop(self.logger_tag, None)
-        return {str(k): str(v) for k, v in tags.items()}
-
-    def build_payload(self, record: logging.LogRecord, line: str) -> dict:
-        payload = super().build_payload(record, line)
-        ns = getattr(record, "created_ns", None) or to_ns(record.created)
-        for stream in payload["streams"]:
-            stream["stream"] = {str(k): str(v) for k, v in stream["stream"].items()}
-            for value in stream["values"]:
-                value[0] = str(ns)
-        return payload
-
-    def __call__(self, record: logging.LogRecord, line: str) -> None:
-        raise RuntimeError("EventTimeEmitter does not post single records; use LokiBatchHandler")
 
 
 class Budget:
@@ -207,7 +175,15 @@ class Shipper:
     _warned_413: bool = False
 
     def flush(self) -> None:
-        """Push everything pending, in order, until done or until Loki is unavailable."""
+        """Push everything pending, in order, until done or until Loki is unavailable. Never raises: an
+        unexpected error is one more failure, its lines stay pending."""
+        try:
+            self._flush()
+        except Exception as exc:  # noqa: BLE001 - delivery never raises into the caller
+            self.stats.failures += 1
+            self.stats.unavailable_reason = self.redact(f"{type(exc).__name__}: {exc}"[:200])
+
+    def _flush(self) -> None:
         while self.pending and not self.disabled:
             batch = self._take_batch()
             handled = self._send(batch)
@@ -348,41 +324,3 @@ def _root(exc: BaseException) -> str:
     while exc.__context__ is not None and exc.__context__ is not exc:
         exc = exc.__context__
     return str(exc)[:200]
-
-
-class LokiBatchHandler(LokiHandler):
-    """A ``logging`` handler on python-logging-loki's LokiHandler that buffers records and pushes them
-    in batches through a Shipper on ``flush()``/``close()``. Records keep their ``created`` time."""
-
-    def __init__(self, shipper: Shipper, tags: dict[str, str], auth: tuple[str, str] | None = None,
-                 level: int = logging.INFO) -> None:
-        super().__init__(url=shipper.url, tags=tags, auth=auth, version="1")
-        self.emitter = EventTimeEmitter(shipper.url, tags, auth)
-        shipper.session = self.emitter.session  # the library's session, basic auth set on it
-        self.shipper = shipper
-        self.errors = 0
-        self.setLevel(level)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            payload = self.emitter.build_payload(record, self.format(record))
-            for stream in payload["streams"]:
-                for value in stream["values"]:
-                    self.shipper.pending.append(Entry(stream["stream"], value[0], value[1]))
-        except Exception:
-            self.handleError(record)
-
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging API
-        self.errors += 1  # counted, never a traceback on stderr
-
-    def flush(self) -> None:
-        with self.lock or contextlib.nullcontext():
-            try:
-                self.shipper.flush()
-            except Exception as exc:  # delivery never raises into the caller
-                self.errors += 1
-                self.shipper.stats.unavailable_reason = f"{type(exc).__name__}: {exc}"[:200]
-
-    def close(self) -> None:
-        self.flush()
-        logging.Handler.close(self)

@@ -10,62 +10,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
 from borgwatch.config.agent import PingConfig
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.redact import strip_url_credentials
-from borgwatch.sinks.base import Sink
+from borgwatch.redact import Redactor, strip_url_credentials
+from borgwatch.sinks.base import BaseSink
+from borgwatch.sinks.delivery import USER_AGENT, DeliveryError, bounded_call
 
 if TYPE_CHECKING:
     from borgwatch.config.schema import Config
 
 log = logging.getLogger("borgwatch.sinks.ping")
-T = TypeVar("T")
-USER_AGENT = "borgwatch"
-
-
-class DeliveryError(Exception):
-    """One failed delivery; the message is already free of credentials."""
-
-
-def bounded_call(fn: Callable[[], T], timeout: float, what: str) -> T:
-    """Run ``fn`` in a daemon thread and give up after ``timeout`` seconds of wall time.
-
-    Socket timeouts bound each connect/read, not a server that trickles bytes or a slow DNS lookup;
-    this bounds the whole call. A call that is given up keeps running in its daemon thread and is
-    abandoned when the process exits.
-    """
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller below
-            box["error"] = exc
-
-    thread = threading.Thread(target=target, name=f"borgwatch-{what}", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise DeliveryError(f"{what}: no answer within {timeout:g} s")
-    if "error" in box:
-        raise DeliveryError(f"{what}: {describe_error(box['error'])}")
-    return box["value"]  # type: ignore[return-value]
-
-
-def describe_error(exc: object) -> str:
-    import urllib.error  # (urllib.request costs ~8 ms: imported only when something is sent)
-
-    if isinstance(exc, urllib.error.HTTPError):
-        return f"HTTP {exc.code} {exc.reason}"
-    if isinstance(exc, urllib.error.URLError):
-        return f"{exc.reason}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    return strip_url_credentials(f"{type(exc).__name__}: {exc}")
 
 
 def ping_failed(result: RunResult, warnings_policy: str = "warning") -> bool:
@@ -98,11 +54,11 @@ def _short(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-class PingSink(Sink):
+class PingSink(BaseSink):
     name = "ping"
 
-    def __init__(self, config: Config, job: str) -> None:
-        super().__init__(config, job)
+    def __init__(self, config: Config, job: str, redact: Redactor | None = None) -> None:
+        super().__init__(config, job, redact)
         job_cfg = config.jobs[job]
         self.ping: PingConfig = job_cfg.ping or PingConfig()
         self.warnings_policy: str = getattr(job_cfg, "warnings", "warning")

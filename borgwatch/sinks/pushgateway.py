@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
-from urllib.parse import unquote, urlsplit, urlunsplit
 
 from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.sinks.base import Sink
-from borgwatch.sinks.ping import DeliveryError, bounded_call
+from borgwatch.redact import Redactor
+from borgwatch.sinks.base import BaseSink
+from borgwatch.sinks.delivery import DeliveryError, bounded_call, split_credentials
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -30,20 +30,6 @@ if TYPE_CHECKING:
     from borgwatch.config.schema import Config
 
 log = logging.getLogger("borgwatch.sinks.pushgateway")
-
-
-def split_credentials(url: str) -> tuple[str, str | None, str | None]:
-    """http://user:pw@gw:9091 -> ("http://gw:9091", "user", "pw"); the handler sends Basic auth."""
-    parts = urlsplit(url if "://" in url else f"http://{url}")
-    if parts.username is None:
-        return urlunsplit(parts), None, None
-    netloc = parts.hostname or ""
-    if ":" in netloc:
-        netloc = f"[{netloc}]"
-    if parts.port:
-        netloc += f":{parts.port}"
-    clean = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-    return clean, unquote(parts.username), unquote(parts.password or "")
 
 
 def grouping_key(host: str, job: str) -> dict[str, str]:
@@ -76,11 +62,11 @@ def push(cfg: PushgatewayConfig, host: str, job: str, registry: CollectorRegistr
     bounded_call(call, cfg.timeout, f"push to {gateway}")
 
 
-class PushgatewaySink(Sink):
+class PushgatewaySink(BaseSink):
     name = "pushgateway"
 
-    def __init__(self, config: Config, job: str) -> None:
-        super().__init__(config, job)
+    def __init__(self, config: Config, job: str, redact: Redactor | None = None) -> None:
+        super().__init__(config, job, redact)
         assert config.pushgateway is not None
         self.cfg: PushgatewayConfig = config.pushgateway
         self.failures = 0

@@ -6,11 +6,11 @@ import errno
 from pathlib import Path
 
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.sinks.base import Phase, Sink
+from borgwatch.sinks.base import BaseSink, Phase
 from borgwatch.store.state import save_state, state_from_result
 
 
-class StateSink(Sink):
+class StateSink(BaseSink):
     name = "state"
     phase = Phase.RECORD
     fatal = True  # without it the next run has no baseline, counters or last success

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from borgwatch.metrics.specs import SPECS, job_samples
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.sinks.base import Phase, Sink
+from borgwatch.sinks.base import BaseSink, Phase
 from borgwatch.store.files import read_own_file, remove_stale_temps
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def textfile_path(textfile_dir: str | Path, job: str) -> Path:
     return Path(textfile_dir) / f"borgwatch-{job}.prom"
 
 
-class TextfileSink(Sink):
+class TextfileSink(BaseSink):
     name = "textfile"
     phase = Phase.RECORD
     fatal = True  # without the file the run is invisible to Prometheus
