@@ -99,3 +99,10 @@ def test_create_json_of_borg2_has_files_stats_and_no_compressed_size() -> None:
     archive1, repo1 = parse_create_json(json.dumps(one).encode(), V14)
     assert archive1 is not None and (archive1.compressed_bytes, archive1.deduplicated_bytes) == (5, 2)
     assert repo1 is not None and repo1.unique_bytes == 1
+
+
+def test_command_of_a_users_command_line_skips_options_and_their_values() -> None:
+    assert argv.command_of(["borg", "-r", "/r", "--lock-wait", "5", "create", "--json", "x"]) == "create"
+    assert argv.command_of(["borg", "--repo=/r", "--umask", "0077", "repo-list"]) == "repo-list"
+    assert argv.command_of(["borg", "--log-json", "prune", "-a", "x"]) == "prune"
+    assert argv.command_of(["borg", "--version"]) == ""

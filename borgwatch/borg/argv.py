@@ -275,3 +275,20 @@ def init_repository(borg: str, repository: str, encryption: str = "repokey", *,
         cipher = {"repokey": "aes256-ocb", "keyfile": "aes256-ocb", "none": "none-sha256"}.get(encryption, encryption)
         return [borg, "repo-create", "--repo", repository, "--encryption", cipher]
     return [borg, "init", "--encryption", encryption, repository]
+
+
+# borg's common options that take a value (1.2, 1.4 and 2.0b23): they may stand before the command
+_VALUE_OPTIONS = {"-r", "--repo", "--lock-wait", "--umask", "--debug-topic", "--debug-profile", "--remote-path",
+                  "--rsh", "--remote-ratelimit", "--upload-ratelimit", "--remote-buffer", "--upload-buffer"}
+
+
+def command_of(argv: list[str]) -> str:
+    """The borg command of a user's command line (``borg -r REPO create …`` -> ``create``; borg 2's
+    ``repo-list`` stays itself), or '' when there is none."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return ""
