@@ -69,6 +69,9 @@ def test_borg2_prune_compact_check_argv() -> None:
     assert "--keep-within" not in p and "--keep-last" not in p and p[p.index("--match-archives") + 1] == "nas-home"
     assert argv.unsupported_keep_rules(JOB.prune, B23) == ["keep_last"]
     assert argv.unsupported_keep_rules(JOB.prune, V14) == []
+    [warning] = argv.dialect_warnings(JOB, "home", B23)
+    assert warning.startswith("jobs.home.prune.keep_last: borg 2.0.0b23 has no --keep-last")
+    assert argv.dialect_warnings(JOB, "home", V14) == []
     old = argv.prune("borg", JOB, JOB.prune, "g", 5, version=B21)
     assert old[old.index("--keep-last") + 1] == "3" and "--match-archives" in old and "--keep" not in old
     for a in (argv.compact("borg", JOB, CompactConfig(threshold=10), 5, version=B23),

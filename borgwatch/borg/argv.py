@@ -190,6 +190,16 @@ def unsupported_keep_rules(cfg: PruneConfig, version: BorgVersion | None) -> lis
     return ["keep_last"]
 
 
+def dialect_warnings(job: JobConfig, job_name: str, version: BorgVersion) -> list[str]:
+    """What `check-config` should say about a job's settings this borg version lacks (one line each)."""
+    out = []
+    if job.prune is not None:
+        for rule in unsupported_keep_rules(job.prune, version):
+            out.append(f"jobs.{job_name}.prune.{rule}: borg {version.text} has no --keep-last/--keep-within, "
+                       "only one --keep (here keep_within); drop one of the two")
+    return out
+
+
 def prune(borg: str, job: JobConfig, cfg: PruneConfig, glob: str, lock_wait: int, *,
           version: BorgVersion | None = None) -> list[str]:
     argv = [*base(borg, "prune", lock_wait, job.repository, version), "--list", *_select(glob, version)]
