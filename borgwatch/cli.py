@@ -83,10 +83,12 @@ def check_config(config: ConfigOpt = None) -> None:
 @app.command()
 def demo(
     workdir: Annotated[str | None, typer.Option(help="Where to create the throwaway repo and tree.")] = None,
+    borg: Annotated[str | None, typer.Option(help="The borg binary to demonstrate (default: borgwatch's own, "
+                                                  "else borg on PATH).")] = None,
 ) -> None:
     """Create a throwaway repo, back up a sample tree twice with `borgwatch run`, print the metrics."""
     from borgwatch.commands.demo import demo_command
-    _call(demo_command, workdir)
+    _call(demo_command, workdir, borg)
 
 
 @app.command()

@@ -16,13 +16,13 @@ import pytest
 from agent_borg import VENV_BORG, Repo, borg_binaries, config_text, make_repo, random_tree, small_tree
 from prometheus_client.parser import text_string_to_metric_families
 
+from borgwatch.borg.listings import parse_archive_listing as parse_listing
+from borgwatch.borg.listings import parse_repository_info as parse_info
 from borgwatch.commands.collect import (
     Inventory,
     collect_command,
     inventory_path,
     inventory_samples,
-    parse_info,
-    parse_listing,
     textfile_path,
 )
 from borgwatch.config.load import parse_config

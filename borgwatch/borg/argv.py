@@ -1,4 +1,8 @@
-"""Pure argv builders, one per borg command (borg 1.2 / 1.4 dialect). Tested without running borg."""
+"""Pure argv builders, one per borg command. Tested without running borg.
+
+Every builder speaks the dialect of the ``version`` it is given (borg 1.4 when None), choosing through
+the feature table in ``feature.py``: 1.x names a repository and archive as ``REPO::ARCHIVE``; 2.0 takes
+``--repo REPO`` and a bare archive name (a series) or ``aid:ID``, and has ``repo-*`` commands."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import datetime
 import fnmatch
 import re
 
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.version import BorgVersion
 from borgwatch.config.schema import CheckConfig, CompactConfig, JobConfig, PruneConfig
 
 # strftime directives of a {now:…} placeholder -> the digits they always expand to
@@ -87,14 +93,71 @@ def render_name(template: str, job_name: str, hostname: str) -> str:
     return template.replace("{job}", job_name).replace("{hostname}", hostname)
 
 
-def base(borg: str, command: str, lock_wait: int) -> list[str]:
+def series_name(template: str, job_name: str, hostname: str) -> str:
+    """The borg 2 archive series of a job: its name template without the time placeholders (and the
+    separators left dangling), so every run of the job adds an archive to one series
+    (``{hostname}-{job}-{now}`` -> ``nas-home``). borg tells the archives of a series apart by id."""
+    def drop_time(m: re.Match[str]) -> str:
+        return "" if m.group(1) in ("now", "utcnow") else m.group(0)
+
+    rendered = _PLACEHOLDER.sub(drop_time, render_name(template, job_name, hostname))
+    return re.sub(r"[-_.:+ ]{2,}", lambda m: m.group(0)[0], rendered).strip("-_.:+ ") or job_name
+
+
+def archive_name(job: JobConfig, job_name: str, hostname: str, version: BorgVersion | None = None) -> str:
+    """What ``create`` is given: the 1.x name template (borg expands ``{now}``) or the 2.0 series."""
+    if available(Feature.ARCHIVE_SERIES, version):
+        return series_name(job.archive_name, job_name, hostname)
+    return render_name(job.archive_name, job_name, hostname)
+
+
+def archive_match(job: JobConfig, job_name: str, hostname: str, version: BorgVersion | None = None) -> str:
+    """The selector of exactly this job's archives: the 1.x glob of ``archive_glob`` or, in 2.0, the
+    series name (an identical match: no other job's series can fit it)."""
+    if available(Feature.ARCHIVE_SERIES, version):
+        return series_name(job.archive_name, job_name, hostname)
+    return archive_glob(job, job_name, hostname)
+
+
+def archive_id(archive_id_hex: str) -> str:
+    """A 2.0 reference to one archive of a series (a bare series name matches all of them)."""
+    return f"aid:{archive_id_hex}"
+
+
+def _select(glob: str, version: BorgVersion | None) -> list[str]:
+    """A 1.x ``sh:`` glob -> the option selecting the archives it matches. For 2.0 a value that
+    already names a style (``aid:``, ``sh:``, ``re:``…) passes unchanged, a bare series name matches
+    identically and anything with glob characters is an ``sh:`` pattern."""
+    if not available(Feature.MATCH_ARCHIVES, version):
+        return ["--glob-archives", glob]
+    if ":" not in glob and any(c in glob for c in "*?["):
+        glob = f"sh:{glob}"
+    return ["--match-archives", glob]
+
+
+def _repo(repository: str, version: BorgVersion | None) -> list[str]:
+    return ["--repo", repository] if available(Feature.REPO_OPTION, version) else []
+
+
+def _located(repository: str, archive: str, version: BorgVersion | None) -> list[str]:
+    """The trailing archive argument: ``REPO::ARCHIVE`` (1.x) or the bare name (2.0, after ``--repo``)."""
+    return [archive] if available(Feature.REPO_OPTION, version) else [f"{repository}::{archive}"]
+
+
+def _trailing_repo(repository: str, version: BorgVersion | None) -> list[str]:
+    return [] if available(Feature.REPO_OPTION, version) else [repository]
+
+
+def base(borg: str, command: str, lock_wait: int, repository: str | None = None,
+         version: BorgVersion | None = None) -> list[str]:
     """Every command logs JSON to stderr, reports its rc in the stream and waits boundedly for locks."""
-    return [borg, command, "--log-json", "--show-rc", "--lock-wait", str(lock_wait)]
+    argv = [borg, command, "--log-json", "--show-rc", "--lock-wait", str(lock_wait)]
+    return argv + _repo(repository, version) if repository is not None else argv
 
 
 def create(borg: str, job: JobConfig, archive: str, lock_wait: int, list_files: bool,
-           progress: bool = False) -> list[str]:
-    argv = [*base(borg, "create", lock_wait), "--json"]
+           progress: bool = False, *, version: BorgVersion | None = None) -> list[str]:
+    argv = [*base(borg, "create", lock_wait, job.repository, version), "--json"]
     if list_files:
         argv.append("--list")
     if progress:
@@ -112,29 +175,56 @@ def create(borg: str, job: JobConfig, archive: str, lock_wait: int, list_files: 
     if job.one_file_system:
         argv.append("--one-file-system")
     argv += job.extra_args
-    argv += [f"{job.repository}::{archive}", *job.paths]
+    argv += [*_located(job.repository, archive, version), *job.paths]
     return argv
 
 
-def prune(borg: str, job: JobConfig, cfg: PruneConfig, glob: str, lock_wait: int) -> list[str]:
-    argv = [*base(borg, "prune", lock_wait), "--list", "--glob-archives", glob]
-    for key in ("keep_within", "keep_last", "keep_minutely", "keep_hourly", "keep_daily", "keep_weekly",
-                "keep_monthly", "keep_yearly"):
-        value = getattr(cfg, key)
+_KEEP_RULES = ("keep_minutely", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")
+
+
+def unsupported_keep_rules(cfg: PruneConfig, version: BorgVersion | None) -> list[str]:
+    """Keep rules of the config this borg cannot express. 2.0.0b22 replaced --keep-last and
+    --keep-within by one --keep (a count or an interval): with both set, keep_last is dropped."""
+    if available(Feature.KEEP_LAST, version) or cfg.keep_last is None or cfg.keep_within is None:
+        return []
+    return ["keep_last"]
+
+
+def dialect_warnings(job: JobConfig, job_name: str, version: BorgVersion) -> list[str]:
+    """What `check-config` should say about a job's settings this borg version lacks (one line each)."""
+    out = []
+    if job.prune is not None:
+        for rule in unsupported_keep_rules(job.prune, version):
+            out.append(f"jobs.{job_name}.prune.{rule}: borg {version.text} has no --keep-last/--keep-within, "
+                       "only one --keep (here keep_within); drop one of the two")
+    return out
+
+
+def prune(borg: str, job: JobConfig, cfg: PruneConfig, glob: str, lock_wait: int, *,
+          version: BorgVersion | None = None) -> list[str]:
+    argv = [*base(borg, "prune", lock_wait, job.repository, version), "--list", *_select(glob, version)]
+    if available(Feature.KEEP_WITHIN, version):
+        keep = [("--keep-within", cfg.keep_within), ("--keep-last", cfg.keep_last)]
+    else:
+        keep = [("--keep", cfg.keep_within if cfg.keep_within is not None else cfg.keep_last)]
+    keep += [(f"--{key.replace('_', '-')}", getattr(cfg, key)) for key in _KEEP_RULES]
+    for option, value in keep:
         if value is not None:
-            argv += [f"--{key.replace('_', '-')}", str(value)]
-    return [*argv, *cfg.extra_args, job.repository]
+            argv += [option, str(value)]
+    return [*argv, *cfg.extra_args, *_trailing_repo(job.repository, version)]
 
 
-def compact(borg: str, job: JobConfig, cfg: CompactConfig, lock_wait: int) -> list[str]:
-    argv = [*base(borg, "compact", lock_wait)]
+def compact(borg: str, job: JobConfig, cfg: CompactConfig, lock_wait: int, *,
+            version: BorgVersion | None = None) -> list[str]:
+    argv = [*base(borg, "compact", lock_wait, job.repository, version)]
     if cfg.threshold is not None:
         argv += ["--threshold", str(cfg.threshold)]
-    return [*argv, *cfg.extra_args, job.repository]
+    return [*argv, *cfg.extra_args, *_trailing_repo(job.repository, version)]
 
 
-def check(borg: str, job: JobConfig, cfg: CheckConfig, lock_wait: int) -> list[str]:
-    argv = [*base(borg, "check", lock_wait)]
+def check(borg: str, job: JobConfig, cfg: CheckConfig, lock_wait: int, *,
+          version: BorgVersion | None = None) -> list[str]:
+    argv = [*base(borg, "check", lock_wait, job.repository, version)]
     if cfg.repository_only:
         argv.append("--repository-only")
     if cfg.archives_only:
@@ -143,38 +233,72 @@ def check(borg: str, job: JobConfig, cfg: CheckConfig, lock_wait: int) -> list[s
         argv.append("--verify-data")
     if cfg.max_duration is not None:
         argv += ["--max-duration", str(cfg.max_duration)]
-    return [*argv, *cfg.extra_args, job.repository]
+    return [*argv, *cfg.extra_args, *_trailing_repo(job.repository, version)]
 
 
 def diff(borg: str, repository: str, old: str, new: str, lock_wait: int,
-         paths: list[str] | None = None) -> list[str]:
-    """Content-only diff; ``paths`` (archive paths) restricts it to the files that need a verdict."""
-    return [*base(borg, "diff", lock_wait), "--json-lines", "--content-only",
-            f"{repository}::{old}", new, *(paths or [])]
+         paths: list[str] | None = None, *, version: BorgVersion | None = None) -> list[str]:
+    """Content-only diff; ``paths`` (archive paths) restricts it to the files that need a verdict.
+    In 2.0 ``old`` and ``new`` are ``aid:ID`` references (``archive_id``): a series name is ambiguous."""
+    return [*base(borg, "diff", lock_wait, repository, version), "--json-lines", "--content-only",
+            *_located(repository, old, version), new, *(paths or [])]
 
 
-def list_digests(borg: str, repository: str, archive: str, lock_wait: int, paths: list[str]) -> list[str]:
+def list_digests(borg: str, repository: str, archive: str, lock_wait: int, paths: list[str], *,
+                 version: BorgVersion | None = None) -> list[str]:
     """Content fingerprints (blake2b-512, hex) of the archived files matching ``paths`` (``pf:`` patterns):
     one pass over one archive's metadata, file data read only for the matches."""
-    return [*base(borg, "list", lock_wait), "--format", "{blake2b}{TAB}{path}{NUL}", f"{repository}::{archive}",
-            *paths]
+    return [*base(borg, "list", lock_wait, repository, version), "--format", "{blake2b}{TAB}{path}{NUL}",
+            *_located(repository, archive, version), *paths]
 
 
 def list_archives(borg: str, repository: str, lock_wait: int, glob: str | None = None,
-                  last: int | None = None, checkpoints: bool = False) -> list[str]:
-    argv = [*base(borg, "list", lock_wait), "--json"]
+                  last: int | None = None, checkpoints: bool = False, *,
+                  version: BorgVersion | None = None) -> list[str]:
+    command = "repo-list" if available(Feature.REPO_COMMANDS, version) else "list"
+    argv = [*base(borg, command, lock_wait, repository, version), "--json"]
     if glob:
-        argv += ["--glob-archives", glob]
+        argv += _select(glob, version)
     if last:
         argv += ["--last", str(last)]
-    if checkpoints:  # an interrupted create leaves NAME.checkpoint[.N] (borg 1.2 and 1.4)
+    if checkpoints and available(Feature.CHECKPOINTS, version):  # NAME.checkpoint[.N] of an interrupted create
         argv.append("--consider-checkpoints")
-    return [*argv, repository]
+    return [*argv, *_trailing_repo(repository, version)]
 
 
-def list_items(borg: str, repository: str, archive: str, lock_wait: int) -> list[str]:
-    return [*base(borg, "list", lock_wait), "--json-lines", f"{repository}::{archive}"]
+def list_items(borg: str, repository: str, archive: str, lock_wait: int, *,
+               version: BorgVersion | None = None) -> list[str]:
+    return [*base(borg, "list", lock_wait, repository, version), "--json-lines",
+            *_located(repository, archive, version)]
 
 
-def info_repository(borg: str, repository: str, lock_wait: int) -> list[str]:
-    return [*base(borg, "info", lock_wait), "--json", repository]
+def info_repository(borg: str, repository: str, lock_wait: int, *, version: BorgVersion | None = None) -> list[str]:
+    command = "repo-info" if available(Feature.REPO_COMMANDS, version) else "info"
+    return [*base(borg, command, lock_wait, repository, version), "--json", *_trailing_repo(repository, version)]
+
+
+def init_repository(borg: str, repository: str, encryption: str = "repokey", *,
+                    version: BorgVersion | None = None) -> list[str]:
+    """A new encrypted repository (demo and tests): ``init -e repokey`` (1.x), ``repo-create -e aes256-ocb``
+    (2.0 has no key-mode/cipher pairs, the key always lives in the repository)."""
+    if available(Feature.REPO_COMMANDS, version):
+        cipher = {"repokey": "aes256-ocb", "keyfile": "aes256-ocb", "none": "none-sha256"}.get(encryption, encryption)
+        return [borg, "repo-create", "--repo", repository, "--encryption", cipher]
+    return [borg, "init", "--encryption", encryption, repository]
+
+
+# borg's common options that take a value (1.2, 1.4 and 2.0b23): they may stand before the command
+_VALUE_OPTIONS = {"-r", "--repo", "--lock-wait", "--umask", "--debug-topic", "--debug-profile", "--remote-path",
+                  "--rsh", "--remote-ratelimit", "--upload-ratelimit", "--remote-buffer", "--upload-buffer"}
+
+
+def command_of(argv: list[str]) -> str:
+    """The borg command of a user's command line (``borg -r REPO create …`` -> ``create``; borg 2's
+    ``repo-list`` stays itself), or '' when there is none."""
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _VALUE_OPTIONS:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return ""

@@ -28,3 +28,29 @@ def signal_name(rc: int) -> str:
 
 def worst(*statuses: str) -> str:
     return max(statuses, key=lambda s: SEVERITY.get(s, 0))
+
+
+# --- what collect tells a user about a failed borg command (borg-dialect) ---
+
+LOCK_TIMEOUT_RC = 73  # LockTimeout with modern exit codes (1.4 with BORG_EXIT_CODES=modern, and 2.0)
+
+# borg msgid (suffix, see events.msgid_suffix) -> the remedy named after borg's own message
+MSGID_REMEDIES = {
+    "PassphraseWrong": "check passcommand / passphrase_file / passphrase_env of this repository",
+    "NoPassphraseFailure": "set passcommand, passphrase_file or passphrase_env for this repository",
+    "PasscommandFailure": "check that the passcommand of this repository works",
+    "DoesNotExist": "check the repository path/URL",
+    "CacheInitAbortedError": "first access to an unencrypted repository: add "
+                             "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK = \"yes\" to its environment",
+    "RepositoryAccessAborted": "the repository moved: add BORG_RELOCATED_REPO_ACCESS_IS_OK = \"yes\" to "
+                               "its environment once",
+}
+
+
+def is_lock_timeout(rc: int, msgids: list[str]) -> bool:
+    return rc == LOCK_TIMEOUT_RC or "LockTimeout" in msgids
+
+
+def remedy(msgids: list[str]) -> str:
+    """The remedy for the first msgid that has one, or ''."""
+    return next((MSGID_REMEDIES[m] for m in msgids if m in MSGID_REMEDIES), "")

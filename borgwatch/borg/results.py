@@ -1,4 +1,4 @@
-"""Borg's result formats -> model objects; the 1.x / 2.x shape differences stay in here."""
+"""Borg's result formats -> model objects; which fields a version has is asked of ``feature.py``."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.version import BorgVersion
 from borgwatch.model import ArchiveStats, RepositoryStats
 
 _PRUNE_LINE = re.compile(r"^(Keeping|Pruning|Would prune)\b")
 
 
-def parse_create_json(stdout: bytes) -> tuple[ArchiveStats | None, RepositoryStats | None]:
-    """``borg create --json`` prints one object, and only when an archive was committed."""
+def parse_create_json(stdout: bytes, version: BorgVersion | None = None
+                      ) -> tuple[ArchiveStats | None, RepositoryStats | None]:
+    """``borg create --json`` prints one object, and only when an archive was committed. A size this
+    borg does not report (2.0: compressed size, repository totals) stays None: absent, not zero."""
     text = stdout.decode("utf-8", "replace").strip()
     if not text:
         return None, None
@@ -24,19 +28,21 @@ def parse_create_json(stdout: bytes) -> tuple[ArchiveStats | None, RepositorySta
     archive = data.get("archive") or {}
     stats = archive.get("stats") or {}
     store = stats.get("store_stats") or {}
+    version = version or _writer(stats)
     archive_stats = ArchiveStats(
         name=str(archive.get("name", "")),
         id=str(archive.get("id", "")),
         original_bytes=int(stats.get("original_size", 0)),
-        compressed_bytes=_int(stats.get("compressed_size")),
-        # borg 2 has no deduplicated_size; the bytes it uploaded are the closest equivalent
-        deduplicated_bytes=_int(stats.get("deduplicated_size", store.get("backend_store_volume"))),
+        compressed_bytes=_int(stats.get("compressed_size")) if available(Feature.COMPRESSED_SIZE, version) else None,
+        deduplicated_bytes=_int(stats.get("deduplicated_size") if available(Feature.DEDUPLICATED_SIZE, version)
+                                # 2.0: the bytes it stored in the repository are the closest equivalent
+                                else store.get("backend_store_volume")),
         files=int(stats.get("nfiles", 0)),
         duration_seconds=float(archive.get("duration", 0.0)),
     )
     cache = (data.get("cache") or {}).get("stats")
     repo_stats = None
-    if cache:
+    if cache and available(Feature.REPOSITORY_TOTALS, version):
         repo_stats = RepositoryStats(
             unique_bytes=_int(cache.get("unique_size")),
             unique_compressed_bytes=_int(cache.get("unique_csize")),
@@ -46,6 +52,29 @@ def parse_create_json(stdout: bytes) -> tuple[ArchiveStats | None, RepositorySta
             unique_chunks=_int(cache.get("total_unique_chunks")),
         )
     return archive_stats, repo_stats
+
+
+def files_stats(stdout: bytes, version: BorgVersion | None = None) -> dict[str, int] | None:
+    """``create --json`` of 2.0 -> items per status letter (``{"A": 3, "M": 1, "U": 9, "d": 1}``);
+    None where borg has no such count (1.x: count the ``--list`` file_status events instead)."""
+    if not available(Feature.FILES_STATS, version):
+        return None
+    try:
+        counts = json.loads(stdout)["archive"]["stats"]["files_stats"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return {str(k): int(v) for k, v in counts.items()} if isinstance(counts, dict) else None
+
+
+# Stands for "some 2.0 beta" when a caller names no version: the document's own shape tells.
+_BORG2 = BorgVersion(2, 0, 0, "2.0.0b23")
+
+
+def _writer(stats: dict[str, Any]) -> BorgVersion | None:
+    """The dialect of a ``create --json`` stats object whose borg version the caller did not name."""
+    if "files_stats" in stats or ("store_stats" in stats and "deduplicated_size" not in stats):
+        return _BORG2
+    return None
 
 
 def _int(value: Any) -> int | None:

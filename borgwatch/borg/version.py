@@ -91,8 +91,19 @@ def _ask(borg_path: str, env: dict[str, str]) -> BorgVersion:
     return BorgVersion(int(m.group(1)), int(m.group(2)), int(m.group(3)), m.group(0))
 
 
+# The one borg 2 beta borgwatch is tested with. Repositories of one beta may be unreadable by the next
+# and each beta changes options (b22 removed prune's --keep-last), so other betas are refused.
+BORG2_TESTED = "2.0.0b23"
+
+
 def _checked(version: BorgVersion) -> BorgVersion:
+    if version.major == 2 and version.text == BORG2_TESTED:
+        return version  # experimental
+    if version.major == 2:
+        raise UserError(f"borg {version.text} is not supported: borgwatch supports borg 2 only as the tested "
+                        f"beta {BORG2_TESTED} (experimental; pip install borgbackup=={BORG2_TESTED}), or "
+                        "borg 1.2 / 1.4")
     if version.major != 1 or version.minor < 2:
         raise UserError(f"borg {version.text} is not supported: borgwatch needs borg 1.2 or 1.4 "
-                        "(borg 2 is still beta)")
+                        f"(or borg {BORG2_TESTED}, experimental)")
     return version

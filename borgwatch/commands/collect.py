@@ -16,16 +16,17 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.env import BorgEnv, build_env
 from borgwatch.borg.events import Event, LogMessage, Text, msgid_suffix
-from borgwatch.borg.exitcodes import classify
+from borgwatch.borg.exitcodes import classify, is_lock_timeout, remedy
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.listings import parse_archive_listing, parse_repository_info
 from borgwatch.borg.process import BorgProcess
-from borgwatch.borg.version import detect_version, find_borg
+from borgwatch.borg.version import BorgVersion, detect_version, find_borg
 from borgwatch.errors import EXIT_ERROR, JobLocked, UserError
 from borgwatch.metrics.exposition import build_registry, write_textfile
 from borgwatch.redact import Redactor
@@ -35,19 +36,6 @@ from borgwatch.store.state import ensure_state_dir
 if TYPE_CHECKING:
     from borgwatch.config.agent import RepositoryConfig
     from borgwatch.config.schema import Config
-
-LOCK_TIMEOUT_RC = 73  # modern exit code of LockTimeout (1.4 with BORG_EXIT_CODES=modern)
-HINTS = {
-    "PassphraseWrong": "check passcommand / passphrase_file / passphrase_env of this repository",
-    "NoPassphraseFailure": "set passcommand, passphrase_file or passphrase_env for this repository",
-    "PasscommandFailure": "check that the passcommand of this repository works",
-    "DoesNotExist": "check the repository path/URL",
-    "CacheInitAbortedError": "first access to an unencrypted repository: add "
-                             "BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK = \"yes\" to its environment",
-    "RepositoryAccessAborted": "the repository moved: add BORG_RELOCATED_REPO_ACCESS_IS_OK = \"yes\" to "
-                               "its environment once",
-}
-
 
 @dataclass
 class Inventory:
@@ -119,25 +107,6 @@ def inventory_samples(inv: Inventory) -> list[tuple[str, dict[str, str], float]]
     return out
 
 
-def parse_listing(stdout: bytes) -> tuple[int, float | None]:
-    """``borg list --json REPO`` -> (archive count, Unix time of the newest archive or None)."""
-    archives = json.loads(stdout)["archives"]
-    times = [_timestamp(a["time"]) for a in archives if a.get("time")]
-    return len(archives), max(times) if times else None
-
-
-def _timestamp(text: str) -> float:
-    # 1.x prints local time without an offset (the local time of this machine, which ran borg);
-    # borg 2 adds the offset. fromisoformat handles both; naive values are read as local time.
-    return datetime.fromisoformat(text).timestamp()
-
-
-def parse_info(stdout: bytes) -> tuple[int | None, int | None, int | None]:
-    """``borg info --json REPO`` -> (unique_size, unique_csize, total_size) of cache.stats (1.x)."""
-    stats = (json.loads(stdout).get("cache") or {}).get("stats") or {}
-    return stats.get("unique_size"), stats.get("unique_csize"), stats.get("total_size")
-
-
 def run_borg(argv: list[str], env: BorgEnv, redact: Redactor, timeout: float) -> BorgAnswer:
     errors: list[str] = []
     msgids: list[str] = []
@@ -152,18 +121,19 @@ def run_borg(argv: list[str], env: BorgEnv, redact: Redactor, timeout: float) ->
             errors.append(event.text)
 
     run = BorgProcess(argv, env).run(on_event, timeout=timeout)
-    locked = run.returncode == LOCK_TIMEOUT_RC or "LockTimeout" in msgids
+    locked = is_lock_timeout(run.returncode, msgids)
     message = ""
     if classify(run.returncode) in ("error", "interrupted"):
         first = next((e for e in errors if e.strip()), f"borg exited with rc {run.returncode}")
-        hint = next((HINTS[m] for m in msgids if m in HINTS), "")
+        hint = remedy(msgids)
         if run.timed_out:
             first = f"borg did not finish within {timeout:g} s and was stopped"
         message = redact(" ".join(first.split()))[:300] + (f"; {hint}" if hint else "")
     return BorgAnswer(run.returncode, run.stdout, locked, message)
 
 
-def collect_one(config: Config, name: str, repo: RepositoryConfig, borg: str) -> Inventory:
+def collect_one(config: Config, name: str, repo: RepositoryConfig, borg: str,
+                version: BorgVersion | None = None) -> Inventory:
     started, t0 = time.time(), time.monotonic()
     inv = load_previous(config.state_dir, name)
     inv.status, inv.error, inv.attempted_at = "ok", "", started
@@ -173,23 +143,19 @@ def collect_one(config: Config, name: str, repo: RepositoryConfig, borg: str) ->
                         passphrase_env=repo.passphrase_env, extra=repo.environment,
                         base_dir=config.borg_base_dir, where=f"repositories.{name}")
         redact = Redactor(env.secrets)
-        listing = run_borg(borg_argv.list_archives(borg, repo.repository, repo.lock_wait), env, redact,
-                           repo.timeout)
+        listing = run_borg(borg_argv.list_archives(borg, repo.repository, repo.lock_wait, version=version),
+                           env, redact, repo.timeout)
         if listing.locked:
             inv.status = "skipped"
         elif listing.message:
             inv.status, inv.error = "error", listing.message
         else:
-            inv.archives, inv.last_archive_at = parse_listing(listing.stdout)
+            inv.archives, inv.last_archive_at = parse_archive_listing(listing.stdout)
             inv.collected_at = started
-            info = run_borg(borg_argv.info_repository(borg, repo.repository, repo.lock_wait), env, redact,
-                            repo.timeout)
-            if info.locked:  # a backup started between the two commands: sizes stay as they were
-                inv.status = "skipped"
-            elif info.message:
-                inv.status, inv.error = "error", info.message
-            else:
-                inv.unique_bytes, inv.unique_compressed_bytes, inv.total_bytes = parse_info(info.stdout)
+            if available(Feature.REPOSITORY_TOTALS, version):
+                _collect_sizes(inv, borg, repo, env, redact, version)
+            else:  # borg 2 keeps no size totals: absent, not zero nor an older value
+                inv.unique_bytes = inv.unique_compressed_bytes = inv.total_bytes = None
     except UserError as exc:
         inv.status, inv.error = "error", str(exc)
     except (ValueError, KeyError, TypeError) as exc:  # borg printed something that is not its JSON
@@ -199,6 +165,19 @@ def collect_one(config: Config, name: str, repo: RepositoryConfig, borg: str) ->
             env.close()
     inv.duration_seconds = time.monotonic() - t0
     return inv
+
+
+def _collect_sizes(inv: Inventory, borg: str, repo: RepositoryConfig, env: BorgEnv, redact: Redactor,
+                   version: BorgVersion | None) -> None:
+    info = run_borg(borg_argv.info_repository(borg, repo.repository, repo.lock_wait, version=version),
+                    env, redact, repo.timeout)
+    if info.locked:  # a backup started between the two commands: sizes stay as they were
+        inv.status = "skipped"
+    elif info.message:
+        inv.status, inv.error = "error", info.message
+    else:
+        inv.unique_bytes, inv.unique_compressed_bytes, inv.total_bytes = parse_repository_info(
+            info.stdout, version)
 
 
 def select(config: Config, names: list[str]) -> list[str]:
@@ -215,7 +194,7 @@ def select(config: Config, names: list[str]) -> list[str]:
 def collect_command(config: Config, names: list[str], as_json: bool) -> int:
     selected = select(config, names)
     borg = find_borg(config.borg)
-    detect_version(borg, {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})  # refuses borg 2
+    version = detect_version(borg, {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})  # refuses untested
     state_dir = ensure_state_dir(Path(config.state_dir))
     results: list[Inventory] = []
     worst = 0
@@ -227,7 +206,7 @@ def collect_command(config: Config, names: list[str], as_json: bool) -> int:
             _problem(f"{name}: another `borgwatch collect` is collecting this repository; skipped")
             continue
         try:
-            inv = collect_one(config, name, config.repositories[name], borg)
+            inv = collect_one(config, name, config.repositories[name], borg, version)
             if inv.status == "ok":
                 save_inventory(state_dir, inv)
             write_textfile(textfile_path(config.textfile_dir, name), build_registry(inventory_samples(inv)))

@@ -12,13 +12,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from borgwatch.borg import argv as borg_argv
+from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.commands.run import run_command
 from borgwatch.errors import UserError
 
 DEMO_PASSPHRASE_NOTE = "demo passphrase, stored in a throwaway file"
 
 
-def find_demo_borg() -> str:
+def find_demo_borg(borg: str | None = None) -> str:
+    if borg:
+        return find_borg(borg)
     beside = Path(sys.executable).with_name("borg")
     found = str(beside) if beside.exists() else shutil.which("borg")
     if not found:
@@ -35,10 +39,12 @@ def make_tree(root: Path, files: int, seed: int = 7) -> None:
         (d / f"file{i}.txt").write_bytes(rng.randbytes(rng.randint(100, 20000)))
 
 
-def demo_command(workdir: str | None) -> int:
+def demo_command(workdir: str | None, borg_binary: str | None = None) -> int:
+    """``borg_binary``: the borg to demonstrate (default: the one beside borgwatch, else on PATH)."""
+    borg = find_demo_borg(borg_binary)
+    version = detect_version(borg, {**os.environ, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"})  # refuses untested
     base = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="borgwatch-demo-"))
     base.mkdir(parents=True, exist_ok=True)
-    borg = find_demo_borg()
     src, repo, tf = base / "src", base / "repo", base / "textfile"
     tf.mkdir(exist_ok=True)
     passfile = base / "passphrase"
@@ -47,7 +53,7 @@ def demo_command(workdir: str | None) -> int:
     make_tree(src, 200)
     env = {**os.environ, "BORG_BASE_DIR": str(base / "borg-base"), "BORG_PASSCOMMAND": f"cat {passfile}"}
     if not repo.exists():
-        subprocess.run([borg, "init", "--encryption", "repokey", str(repo)], env=env, check=True,
+        subprocess.run(borg_argv.init_repository(borg, str(repo), version=version), env=env, check=True,
                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     config = base / "config.toml"
     config.write_text(f'''# borgwatch demo configuration ({DEMO_PASSPHRASE_NOTE})
@@ -72,7 +78,7 @@ keep_weekly = 4
 [jobs.demo.check]
 every = "7d"
 ''')
-    print(f"== borgwatch demo in {base}\n== first run (everything is new)", flush=True)
+    print(f"== borgwatch demo in {base} with borg {version.text}\n== first run (everything is new)", flush=True)
     rc = run_command(str(config), ["demo"], False, False)
     time.sleep(1.1)
     files = sorted(src.rglob("*.txt"))
