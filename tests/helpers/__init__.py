@@ -1,0 +1,1 @@
+"""Test helpers (importable; fixtures live in conftest.py only)."""

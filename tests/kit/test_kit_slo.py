@@ -1,0 +1,164 @@
+"""The SLO rules: promtool lint + unit tests (real promtool), burn-rate tiers that must catch a broken
+rule, conventions shared with the alert rules, and Alertmanager routing of the SLO alerts (real amtool)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers.kit_files import (
+    RUNBOOK_BASE,
+    github_anchor,
+    needs_amtool,
+    needs_promtool,
+    playbook_sections,
+    recorded_names,
+    slo_alert_names,
+    slo_rules,
+)
+from helpers.kit_promql import expand_grafana, known_metric, metric_names
+
+from borgwatch.kit import ASSETS, KIT_DIR, read_asset
+
+SLO_RULES = KIT_DIR / ASSETS["slo-rules"]
+SLO_TEST = KIT_DIR / ASSETS["slo-rules-test"]
+
+
+def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=300)
+
+
+@needs_promtool
+@pytest.mark.slow
+def test_promtool_lint_all_is_clean() -> None:
+    proc = _promtool("check", "rules", "--lint=all", "--lint-fatal", str(SLO_RULES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(slo_rules())} rules found" in proc.stdout
+
+
+@needs_promtool
+@pytest.mark.slow
+def test_promtool_unit_tests_pass_and_catch_broken_tiers(tmp_path: Path) -> None:
+    proc = _promtool("test", "rules", str(SLO_TEST))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # one missed night must not page: a page factor of 5 (stale a quarter of 2 days) pages on it
+    rules = read_asset("slo-rules")
+    page = "(1 - borgwatch:slo_freshness_objective)\n          ) > 10\n"
+    assert rules.count(page) == 2
+    (tmp_path / SLO_RULES.name).write_text(rules.replace(page, page.replace("> 10", "> 5"), 1))
+    (tmp_path / SLO_TEST.name).write_text(read_asset("slo-rules-test"))
+    proc = _promtool("test", "rules", str(tmp_path / SLO_TEST.name))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "FAILED" in out
+    got = out.split("got:")[1]
+    assert 'backup_job="once"' in got and 'severity="critical"' in got
+
+
+def test_objectives_are_in_one_group_and_label_free() -> None:
+    (targets,) = [g for g in yaml.safe_load(read_asset("slo-rules"))["groups"]
+                  if g["name"] == "borgwatch-slo-targets"]
+    records = {r["record"] for r in targets["rules"]}
+    assert records == {"borgwatch:slo_freshness_objective", "borgwatch:slo_run_success_objective",
+                       "borgwatch:slo_check_objective", "borgwatch:slo_check_max_age_seconds"}
+    for rule in targets["rules"]:
+        assert "labels" not in rule
+        assert re.match(r"^[\d.* ]+ \* group by \(instance, job, backup_job\) \(borgwatch_\w+\)$",
+                        rule["expr"].strip()), rule["expr"]
+    elsewhere = [r for r in slo_rules() if r not in targets["rules"]]
+    for rule in elsewhere:  # no number that is an objective hides in an indicator or an alert
+        assert not re.search(r"\b0\.9\d*\b", rule["expr"]), rule.get("alert") or rule["record"]
+
+
+def test_freshness_ratios_cover_the_issue_and_alert_windows() -> None:
+    windows = {r["record"].rsplit("_", 1)[1] for r in slo_rules()
+               if r.get("record", "").startswith("borgwatch:slo_freshness:ratio_")}
+    assert windows == {"1h", "4h", "6h", "1d", "2d", "3d", "30d"}
+
+
+@pytest.mark.parametrize("rule", [r for r in slo_rules() if "alert" in r],
+                         ids=lambda r: f"{r['alert']}-{r['labels']['window']}")
+def test_alert_conventions(rule: dict) -> None:
+    assert rule["labels"]["severity"] in {"critical", "warning"} and rule["labels"]["slo"] == "freshness"
+    assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
+    assert rule["annotations"]["runbook_url"] == RUNBOOK_BASE + github_anchor(rule["alert"])
+    long, short = rule["labels"]["window"].split("/")
+    assert f"ratio_{long})" in rule["expr"] and f"ratio_{short})" in rule["expr"]
+
+
+def test_tiers_page_on_two_misses_and_ticket_on_one() -> None:
+    tiers = {r["labels"]["severity"]: r for r in slo_rules() if "alert" in r}
+    assert tiers["critical"]["labels"]["window"] == "2d/4h" and tiers["warning"]["labels"]["window"] == "3d/6h"
+    factor = {sev: {float(x) for x in re.findall(r"\) > (\d+(?:\.\d+)?)", r["expr"])} for sev, r in tiers.items()}
+    objective = float(re.match(r"([\d.]+)", next(r["expr"] for r in slo_rules()
+                               if r.get("record") == "borgwatch:slo_freshness_objective")).group(1))
+    budget = 1 - objective
+    # one missed night of a daily job is stale at most 24 h of 48 h; two are stale more than that
+    (page,) = factor["critical"]
+    assert page * budget == pytest.approx(0.5)
+    (ticket,) = factor["warning"]
+    assert ticket * budget * 3 * 24 < 24  # a single missed night (hours stale) uses the 3-day share
+
+
+@pytest.mark.parametrize("rule", slo_rules(), ids=lambda r: r.get("alert") or r["record"])
+def test_rule_uses_only_existing_metrics(rule: dict) -> None:
+    names = metric_names(rule["expr"])
+    assert names
+    assert not {n for n in names if not known_metric(n, recorded_names())}
+
+
+def test_every_slo_alert_fires_and_stays_quiet_in_the_unit_tests() -> None:
+    doc = yaml.safe_load(read_asset("slo-rules-test"))
+    assert doc["rule_files"] == [ASSETS["slo-rules"]]
+    cases = [c for g in doc["tests"] for c in g.get("alert_rule_test", [])]
+    fired = {(c["alertname"], a["exp_labels"]["severity"]) for c in cases for a in c["exp_alerts"]}
+    assert fired == {(name, sev) for name in slo_alert_names() for sev in ("critical", "warning")}
+    assert {c["alertname"] for c in cases if not c["exp_alerts"]} == slo_alert_names()
+    # the single miss is asserted at its worst moment (just before the next success) without a page
+    worst = next(c for c in cases if c["eval_time"] == "4314m")
+    assert {(a["exp_labels"]["backup_job"], a["exp_labels"]["severity"]) for a in worst["exp_alerts"]} == {
+        ("once", "warning"), ("twice", "warning")}
+
+
+def test_playbook_section_per_slo_alert() -> None:
+    sections = playbook_sections()
+    for name in slo_alert_names():
+        text = sections[name]
+        checks = text.split("**First three checks**")[1].split("**Likely causes.**")[0]
+        assert len(re.findall(r"^\d\. ", checks, flags=re.M)) == 3
+        assert "borgwatch report" in text and "borgwatch-slo-targets" in text
+
+
+ROUTES = str(KIT_DIR / ASSETS["routes"])
+
+
+@needs_amtool
+@pytest.mark.slow
+@pytest.mark.parametrize(("severity", "receivers", "route"), [
+    ("critical", "opsgenie-primary,sms-fallback,ops-critical-catchall", '{severity="critical"}'),
+    ("warning", "ops-email", '{slo=~".+"}'),
+])
+def test_slo_alerts_route_into_the_existing_tree(severity: str, receivers: str, route: str) -> None:
+    labels = ["alertname=BackupFreshnessBudgetBurn", f"severity={severity}", "slo=freshness",
+              "backup_job=home", "instance=nas:9100"]
+    proc = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={ROUTES}",
+                           f"--verify.receivers={receivers}", "--tree", *labels],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert route in proc.stdout
+
+
+def test_backup_assurance_shows_the_slo_recording_rules() -> None:
+    import json
+    dash = json.loads(read_asset("dashboard-backup-assurance"))
+    titles = [p["title"] for p in dash["panels"]]
+    row = titles.index("Service level objectives (30 days, borgwatch-slo-rules.yml)")
+    exprs = [t["expr"] for p in dash["panels"][row + 1:] for t in p.get("targets", [])]
+    slo_records = {r["record"] for r in slo_rules() if "record" in r}
+    used = {n for e in exprs for n in metric_names(expand_grafana(e)) if n.startswith("borgwatch:slo")}
+    assert used <= slo_records
+    assert {"borgwatch:slo_freshness:ratio_30d", "borgwatch:slo_freshness:budget_remaining_30d",
+            "borgwatch:slo_run_success:ratio_30d", "borgwatch:slo_check:ratio_30d",
+            "borgwatch:slo_freshness_good"} <= used
