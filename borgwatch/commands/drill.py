@@ -253,6 +253,7 @@ def _restore_and_verify(borg: Borg, state_dir: Path, name: str, drill_plan: Dril
         restore_dir.mkdir(mode=0o700)
         failed = _extract(borg, archive, [f.path for f in sample], restore_dir, result)
         verdicts = verify_restored(sample, restore_dir, failed)
+        borg.stop.check()
         if verdicts.changed:
             run = borg.run(bx.list_hashes(borg.path, borg.repository, archive, borg.lock_wait,
                                           [f.path for f, _ in verdicts.changed]))
