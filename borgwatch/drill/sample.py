@@ -91,8 +91,9 @@ class Coverage:
             rng.shuffle(recent)
             take(recent, max(1, round(want * RECENT_SHARE)))
         if rng.random() < LARGEST_CHANCE:
-            take(self.db.execute("SELECT path, size, mtime, ctime FROM listing WHERE size <= ? "
-                                 "ORDER BY size DESC, path LIMIT 1", (budget,)), want)
+            take(self.db.execute(  # the largest not yet covered (all covered: the largest)
+                "SELECT l.path, l.size, l.mtime, l.ctime FROM listing l LEFT JOIN verified v ON v.path = l.path "
+                "WHERE l.size <= ? ORDER BY v.at IS NOT NULL, l.size DESC, l.path LIMIT 1", (budget,)), want)
         offset = rng.randrange(ROTATION_MODULUS)
         cursor = self.db.execute(
             "SELECT l.path, l.size, l.mtime, l.ctime FROM listing l LEFT JOIN verified v ON v.path = l.path "
