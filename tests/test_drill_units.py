@@ -186,3 +186,45 @@ def test_the_merge_never_writes_through_a_planted_symlink(tmp_path: Path) -> Non
     merge_into_textfile(prom, "home", result())
     assert victim.read_text() == "root's file\n"
     assert not prom.is_symlink() and "borgwatch_drill_status" in prom.read_text()
+
+
+def test_node_exporter_scrapes_the_merged_textfile_cleanly(node_exporter) -> None:  # noqa: ANN001
+    import tempfile
+    import urllib.request
+    # node_exporter runs as user prometheus: the dir lives outside pytest's private (0700) tmp tree
+    textfile_dir = Path(tempfile.mkdtemp(prefix="borgwatch-textfile-", dir="/tmp"))
+    try:
+        textfile_dir.chmod(0o755)
+        prom = textfile_dir / "borgwatch-home.prom"
+        prom.write_text('# HELP borgwatch_run_exit_code Borg exit code of the last run (worst backup stage).\n'
+                        '# TYPE borgwatch_run_exit_code gauge\nborgwatch_run_exit_code{backup_job="home"} 0\n')
+        merge_into_textfile(prom, "home", result())
+        exporter = node_exporter(textfile_dir)
+        body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
+    finally:
+        shutil.rmtree(textfile_dir, ignore_errors=True)
+    scraped = parse_metrics(body)
+    job = ("backup_job", "home")
+    assert scraped[("node_textfile_scrape_error", frozenset())] == 0, exporter.logs()
+    assert scraped[("borgwatch_drill_status", frozenset({job, ("status", "failed")}))] == 1
+    assert scraped[("borgwatch_drill_files", frozenset({job, ("result", "mismatched")}))] == 1
+    assert scraped[("borgwatch_run_exit_code", frozenset({job}))] == 0
+
+
+def test_borg_local_times_convert_exactly_on_both_sides_of_a_dst_change(monkeypatch) -> None:  # noqa: ANN001
+    import datetime
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    bx._local_offset.cache_clear()
+    try:
+        for text in ("2026-01-15T12:00:00.000001", "2026-07-15T12:00:00.999999"):
+            line = LINE_14.replace(b"2026-12-02T01:44:57.291230", text.encode())
+            parsed = bx.parse_file_line(line)
+            expected = datetime.datetime.fromisoformat(text).astimezone()
+            assert parsed is not None
+            assert parsed.mtime_us == (expected - datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)) \
+                // datetime.timedelta(microseconds=1)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+        bx._local_offset.cache_clear()
