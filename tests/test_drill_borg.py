@@ -15,7 +15,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import BORGWATCH, Workspace, parse_metrics
+from tests.conftest import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
 from tests.test_run_failures import assert_one_clear_line
 from tests.test_run_robust import borg_children
 
@@ -107,6 +107,8 @@ def test_repository_damage_fails_the_drill_naming_the_damaged_file(workspace: Wo
     assert bad >= 1
     assert m[("borgwatch_drill_files", frozenset({job, ("result", "verified")}))] >= 1  # the rest was checked
     assert list((ws.root / "drilltmp").iterdir()) == []
+    record = (ws.state_dir / "home.drill.json").read_text()
+    assert "big.bin" in record and PASSPHRASE not in proc.stdout + proc.stderr + record + ws.prom.read_text()
 
 
 def test_a_drill_during_a_running_backup_of_the_job_is_refused(workspace: Workspace) -> None:

@@ -228,3 +228,19 @@ def test_borg_local_times_convert_exactly_on_both_sides_of_a_dst_change(monkeypa
         monkeypatch.delenv("TZ")
         time.tzset()
         bx._local_offset.cache_clear()
+
+
+def test_the_restore_directory_is_private_and_never_inside_the_sources(tmp_path: Path) -> None:
+    from borgwatch.commands.drill import make_workdir, remove_tree
+    from borgwatch.errors import UserError
+    src = tmp_path / "src"
+    (src / "tmp").mkdir(parents=True)
+    with pytest.raises(UserError, match="inside the job's source path"):
+        make_workdir(str(src / "tmp"), [str(src)])
+    work = make_workdir(str(tmp_path), [str(src)])
+    assert work.parent == tmp_path and (work.stat().st_mode & 0o777) == 0o700
+    (work / "ro" / "deep").mkdir(parents=True)
+    (work / "ro" / "deep" / "f").write_text("x")
+    (work / "ro").chmod(0o555)  # borg restores directories with their archived modes
+    remove_tree(work)
+    assert not work.exists()
