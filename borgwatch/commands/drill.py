@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg import extract as bx
@@ -29,7 +30,7 @@ from borgwatch.borg.process import BorgProcess, BorgRun
 from borgwatch.borg.version import find_borg
 from borgwatch.commands import console
 from borgwatch.config.schema import Config, JobConfig
-from borgwatch.drill.config import DrillPlan, drill_configs, load_drill_config, plan
+from borgwatch.drill.config import DrillConfig, DrillPlan, drill_configs, load_drill_config, plan
 from borgwatch.drill.metrics import merge_into_textfile
 from borgwatch.drill.result import DrillResult, load_record, save_record
 from borgwatch.drill.sample import Coverage, coverage_path
@@ -82,7 +83,7 @@ class Borg:
     errors: list[str] = field(default_factory=list)
 
     def run(self, argv: list[str], cwd: str | None = None, on_event: Callable[[Event], None] | None = None,
-            stdout_file: object = None) -> BorgRun:
+            stdout_file: BinaryIO | None = None) -> BorgRun:
         self.stop.check()
         self.errors = []
         process = BorgProcess(argv, self.env, cwd=cwd)
@@ -96,7 +97,7 @@ class Borg:
             if on_event is not None:
                 on_event(ev)
         try:
-            run = process.run(event, stdout_file=stdout_file)  # type: ignore[arg-type]
+            run = process.run(event, stdout_file=stdout_file)
         finally:
             self.stop.current = None
         self.stop.check()
@@ -122,7 +123,6 @@ def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, arch
     for name in names:
         if name not in config.jobs:
             raise UserError(f"unknown job {name!r}; configured jobs: {', '.join(config.jobs) or 'none'}")
-    from borgwatch.drill.config import DrillConfig
     worst, results = 0, []
     for name in names:
         result, status = drill_job(config, name, plan(drills[name] or DrillConfig()), archive)
@@ -298,7 +298,7 @@ def _extract(borg: Borg, archive: str, paths: list[str], restore_dir: Path, resu
     else:
         failed.update({p: f"not restored: gave up after {MAX_RESTORE_ATTEMPTS} failed extracts"
                        for p in remaining if p not in failed})
-    result.restored_bytes += sum(f.stat().st_size for f in restore_dir.rglob("*") if f.is_file())
+    result.restored_bytes += tree_bytes(restore_dir)
     return failed
 
 
@@ -324,7 +324,7 @@ def _restore_paths(borg: Borg, archive: str, drill_plan: DrillPlan, coverage: Co
     run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, prefixes, prefixes=True),
                    cwd=str(target))
     result.restore_seconds += run.duration_seconds
-    result.restored_bytes += sum(f.stat().st_size for f in target.rglob("*") if f.is_file() and not f.is_symlink())
+    result.restored_bytes += tree_bytes(target)
     if not ok(run):
         result.files_unreadable += 1
         result.problems.append(f"drill.paths {', '.join(drill_plan.paths)}: full restore failed: {borg.why(run)}")
@@ -344,6 +344,10 @@ def make_workdir(temp_dir: str | None, sources: list[str]) -> Path:
     except OSError as exc:
         raise UserError(f"cannot create the drill's temporary directory in {root}: {exc.strerror}; set "
                         "drill.temp_dir to a writable directory") from None
+
+
+def tree_bytes(path: Path) -> int:
+    return sum(f.lstat().st_size for f in path.rglob("*") if not f.is_symlink() and f.is_file())
 
 
 def remove_tree(path: Path) -> None:
