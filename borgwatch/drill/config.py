@@ -7,11 +7,12 @@ import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from borgwatch.config.fields import opt
-from borgwatch.config.load import parse_duration
-from borgwatch.config.schema import Config
+
+if TYPE_CHECKING:  # config/schema.py will import DrillConfig from here: no import cycle at run time
+    from borgwatch.config.schema import Config
 
 COVERAGE_WINDOW_SECONDS = 30 * 86400
 
@@ -51,6 +52,7 @@ class DrillPlan:
 
 
 def plan(cfg: DrillConfig) -> DrillPlan:
+    from borgwatch.config.load import parse_duration
     return DrillPlan(parse_duration(cfg.every), parse_duration(cfg.max_age), cfg.max_files, cfg.max_bytes,
                      cfg.sample_percent, cfg.seed, cfg.dry_run_archive, tuple(cfg.paths), cfg.temp_dir)
 
@@ -75,6 +77,7 @@ def load_drill_config(explicit: str | None) -> Config:
     """The config; while the schema rejects ``[jobs.*.drill]`` (the seam until JobConfig carries it), the
     file is parsed with those tables set aside and ``drill_configs`` reads them."""
     from borgwatch.config import load
+    from borgwatch.config.schema import Config
     from borgwatch.errors import ConfigError
 
     try:
