@@ -53,7 +53,7 @@ def test_both_alerts_exist_with_severity_runbook_and_a_playbook_section() -> Non
     drill_part = playbook.split("# Restore drill alerts")[1]
     for name, rule in alerts.items():
         assert rule["annotations"]["runbook_url"] == RUNBOOK_BASE + github_anchor(name)
-        section = drill_part.split(f"### {name}\n")[1].split("\n### ")[0]
+        section = drill_part.split(f"\n#### {name}\n")[1].split("\n#### ")[0]
         checks = section.split("**First three checks**")[1].split("**Likely causes.**")[0]
         assert len(re.findall(r"^\d\. ", checks, flags=re.M)) == 3 and "`" in checks
         for part in ("**Meaning.**", "**Remediation.**", "**Escalation.**", "**Auto-remediation"):
