@@ -67,6 +67,19 @@ def exec_(
 
 
 @app.command()
+def drill(
+    jobs: Annotated[list[str] | None, typer.Argument(help="Job name(s) from the config.")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Drill every configured job.")] = False,
+    archive: Annotated[str | None, typer.Option(help="Archive to drill [default: the job's newest].")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore drill: restore a sample of the newest archive into a private temp dir and verify it."""
+    from borgwatch.commands.drill import drill_command
+    _call(drill_command, config, jobs or [], all_jobs, archive, as_json)
+
+
+@app.command()
 def status(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
     """Show every job's last run, result, duration, age of last success and dataset diff."""
     from borgwatch.commands.status import status_command

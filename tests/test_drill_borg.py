@@ -1,0 +1,170 @@
+"""Issue #13, restore drills against real borg (1.4 from the venv; 1.2.4 with BORGWATCH_TEST_BORG):
+what a drill verifies, what it must not call a mismatch, repository damage, the job lock, SIGTERM,
+coverage over repeated drills."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
+from tests.test_run_failures import assert_one_clear_line
+from tests.test_run_robust import borg_children
+
+pytestmark = pytest.mark.slow
+
+
+def drill_config(ws: Workspace, **settings: object) -> Path:
+    """ws.config plus a [jobs.home.drill] table (restores go to ws.root/drilltmp, so leftovers show)."""
+    (ws.root / "drilltmp").mkdir(exist_ok=True)
+    table = {"temp_dir": str(ws.root / "drilltmp"), **settings}
+    lines = [f"{k} = {json.dumps(v)}" for k, v in table.items()]
+    path = ws.root / "drill.toml"
+    path.write_text(ws.config.read_text() + "\n[jobs.home.drill]\n" + "\n".join(lines) + "\n")
+    return path
+
+
+def drill(ws: Workspace, config: Path, *extra: str, **kw) -> subprocess.CompletedProcess[str]:  # noqa: ANN003
+    return ws.borgwatch("drill", "home", "-c", str(config), *extra, **kw)
+
+
+def drill_json(ws: Workspace, config: Path) -> tuple[subprocess.CompletedProcess[str], dict]:
+    proc = drill(ws, config, "--json")
+    return proc, json.loads(proc.stdout)[0]
+
+
+def tree_files(ws: Workspace) -> dict[str, int]:
+    return {str(p): p.stat().st_size for p in ws.src.rglob("*") if p.is_file()}
+
+
+def test_clean_drill_restores_and_verifies_every_sampled_file(workspace: Workspace) -> None:
+    ws = workspace
+    ws.run(check=True)
+    config = drill_config(ws, sample_percent=100, max_files=1000)
+    proc, result = drill_json(ws, config)
+    assert proc.returncode == 0, proc.stderr
+    files = tree_files(ws)
+    assert result["status"] == "success"
+    assert result["archive_files"] == result["files_verified"] == len(files) == 60
+    assert result["bytes_verified"] == sum(files.values()) == result["archive_bytes"]
+    assert result["files_mismatched"] == result["files_unreadable"] == 0
+    assert result["coverage_ratio"] == 1.0
+    assert result["throughput_bytes_per_second"] > 0 and result["rto_seconds"] > 0
+    m = ws.metrics()
+    job = ("backup_job", "home")
+    assert m[("borgwatch_drill_status", frozenset({job, ("status", "success")}))] == 1
+    assert m[("borgwatch_drill_files", frozenset({job, ("result", "verified")}))] == 60
+    assert m[("borgwatch_drill_last_success_timestamp_seconds", frozenset({job}))] == result["ended_at"]
+    # the run's series stay in the same file
+    assert m[("borgwatch_run_status", frozenset({job, ("status", "success")}))] == 1
+    assert list((ws.root / "drilltmp").iterdir()) == []
+    record = ws.state_dir / "home.drill.json"
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600
+    assert json.loads(record.read_text())["seed"] == result["seed"]
+
+
+def test_a_file_edited_or_deleted_after_the_backup_is_not_a_mismatch(workspace: Workspace) -> None:
+    ws = workspace
+    ws.run(check=True)
+    edited = ws.src / "d1" / "f1.bin"
+    edited.write_bytes(b"edited after the backup")
+    (ws.src / "d2" / "f2.bin").unlink()
+    config = drill_config(ws, sample_percent=100, max_files=1000)
+    proc, result = drill_json(ws, config)
+    assert proc.returncode == 0, proc.stderr
+    assert result["status"] == "success"
+    assert result["files_verified"] == 60 and result["files_mismatched"] == 0
+
+
+def test_repository_damage_fails_the_drill_naming_the_damaged_file(workspace: Workspace) -> None:
+    ws = workspace
+    (ws.src / "big.bin").write_bytes(os.urandom(3_000_000))
+    time.sleep(1.05)
+    ws.run(check=True)
+    segments = [p for p in (ws.repo / "data").rglob("*") if p.is_file() and p.name.isdigit()]
+    largest = max(segments, key=lambda p: p.stat().st_size)
+    with open(largest, "r+b") as fh:  # the middle of the largest segment: big.bin's data chunk
+        fh.seek(largest.stat().st_size // 2)
+        fh.write(b"\xde\xad\xbe\xef" * 64)
+    config = drill_config(ws, sample_percent=100, max_files=1000, max_bytes=50_000_000)
+    proc = drill(ws, config)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_clear_line(proc, "big.bin", "borg")
+    assert "drill home: failed" in proc.stdout
+    m = ws.metrics()
+    job = ("backup_job", "home")
+    assert m[("borgwatch_drill_status", frozenset({job, ("status", "failed")}))] == 1
+    bad = (m[("borgwatch_drill_files", frozenset({job, ("result", "unreadable")}))]
+           + m[("borgwatch_drill_files", frozenset({job, ("result", "mismatched")}))])
+    assert bad >= 1
+    assert m[("borgwatch_drill_files", frozenset({job, ("result", "verified")}))] >= 1  # the rest was checked
+    assert list((ws.root / "drilltmp").iterdir()) == []
+    record = (ws.state_dir / "home.drill.json").read_text()
+    assert "big.bin" in record and PASSPHRASE not in proc.stdout + proc.stderr + record + ws.prom.read_text()
+
+
+def test_a_drill_during_a_running_backup_of_the_job_is_refused(workspace: Workspace) -> None:
+    ws = workspace
+    ws.make_slow(6)
+    config = drill_config(ws)
+    run = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not any("create" in p.info["cmdline"] for p in borg_children(ws)):
+            assert time.monotonic() < deadline and run.poll() is None, "borg create never ran"
+            time.sleep(0.05)
+        proc = drill(ws, config)
+        assert proc.returncode == 75, proc.stderr
+        assert_one_clear_line(proc, "home", "already running")
+        assert not (ws.state_dir / "home.drill.json").exists()
+    finally:
+        assert run.wait(timeout=300) == 0
+    assert "borgwatch_drill_status" not in ws.prom.read_text()
+
+
+def test_sigterm_mid_drill_stops_borg_and_leaves_no_temporary_files(workspace: Workspace) -> None:
+    ws = workspace
+    ws.make_slow(6)
+    ws.run(check=True)
+    config = drill_config(ws, sample_percent=100, max_files=1000, max_bytes=200_000_000)
+    proc = subprocess.Popen([BORGWATCH, "drill", "home", "-c", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not any("extract" in p.info["cmdline"] for p in borg_children(ws)):
+        assert time.monotonic() < deadline and proc.poll() is None, "borg extract never ran"
+        time.sleep(0.02)
+    assert list((ws.root / "drilltmp").iterdir())  # the restore is under way in its private directory
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert list((ws.root / "drilltmp").iterdir()) == []
+    assert not [p for p in borg_children(ws) if p.status() != psutil.STATUS_ZOMBIE]
+    record = json.loads((ws.state_dir / "home.drill.json").read_text())
+    assert record["status"] == "interrupted"
+    assert ws.value("borgwatch_drill_status", status="interrupted") == 1
+
+
+def test_coverage_grows_over_repeated_drills_and_reaches_the_whole_tree(workspace: Workspace) -> None:
+    ws = workspace
+    ws.run(check=True)
+    config = drill_config(ws, sample_percent=25)
+    seen: list[float] = []
+    while not seen or seen[-1] < 1.0:
+        proc, result = drill_json(ws, config)
+        assert proc.returncode == 0, proc.stderr
+        assert result["files_verified"] == 15  # 25 % of 60
+        seen.append(result["coverage_ratio"])
+        assert len(seen) <= 6, seen
+    assert seen == sorted(seen) and len(set(seen)) == len(seen), seen  # every drill covered new files
+    assert parse_metrics(ws.prom.read_text())[
+        ("borgwatch_drill_coverage_ratio", frozenset({("backup_job", "home")}))] == 1.0
