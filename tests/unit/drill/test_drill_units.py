@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.workspace import BORGWATCH, parse_metrics
 
 from borgwatch.borg import extract as bx
 from borgwatch.borg.events import LogMessage
@@ -19,7 +20,6 @@ from borgwatch.drill.metrics import DRILL_METRICS, merge_into_textfile
 from borgwatch.drill.result import DrillResult
 from borgwatch.drill.sample import Coverage
 from borgwatch.drill.verify import verify_against_archive, verify_restored
-from tests.conftest import BORGWATCH, parse_metrics
 
 # real `borg list --json-lines --format {type}{path}{size}{mtime}{ctime}` lines (1.4.5, then 1.2.4)
 LINE_14 = (b'{"type": "-", "mode": "-rw-r--r--", "path": "tmp/src/a.txt", "healthy": true, "size": 6, '

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-
-from tests.conftest import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
-from tests.test_run_failures import assert_one_clear_line
-from tests.test_run_robust import borg_children
+from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
+from test_run_failures import assert_one_clear_line
+from test_run_robust import borg_children
 
 pytestmark = pytest.mark.slow
 

@@ -7,8 +7,8 @@ import re
 import subprocess
 from pathlib import Path
 
-import kit_yaml
-from kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
+import yaml
+from helpers.kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
 
 from borgwatch.drill.metrics import DRILL_SPECS
 from borgwatch.kit import ASSETS, KIT_DIR, read_asset
@@ -19,7 +19,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def drill_alerts() -> list[dict]:
-    doc = kit_yaml.load(read_asset("drill-rules"))
+    doc = yaml.safe_load(read_asset("drill-rules"))
     return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
 
 
