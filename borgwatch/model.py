@@ -10,9 +10,78 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, NamedTuple
 
-RUN_STATUSES = ("success", "warning", "error", "interrupted")
+
+class Status(StrEnum):
+    """Of a run and of a stage (equal to the strings the state files and metrics carry)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"  # stages only
+
+
+class Stage(StrEnum):
+    CREATE = "create"
+    DIFF = "diff"  # bookkeeping: borgwatch's own borg calls, never the run's status or exit code
+    PRUNE = "prune"
+    COMPACT = "compact"
+    CHECK = "check"
+    OTHER = "other"  # exec of a borg command that is none of the above
+
+
+class Command(StrEnum):
+    RUN = "run"
+    EXEC = "exec"
+
+
+class Level(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class EventName(StrEnum):
+    RUN_STARTED = "run_started"
+    RUN_ERROR = "run_error"
+    STAGE_STARTED = "stage_started"
+    STAGE_FINISHED = "stage_finished"
+    BORG_MESSAGE = "borg_message"
+    FILE_STATUS = "file_status"
+    BASELINE_REBUILT = "baseline_rebuilt"
+    RUN_SUMMARY = "run_summary"
+
+
+class EventSpec(NamedTuple):
+    level: str  # the usual level; "varies" when it follows the stage's status
+    meaning: str
+    fields: tuple[str, ...]
+
+
+EVENTS: dict[EventName, EventSpec] = {
+    EventName.RUN_STARTED: EventSpec("info", "a run (or exec) began; sinks see it before borg starts",
+                                     ("repository", "archive", "borg_version", "run_id", "command")),
+    EventName.RUN_ERROR: EventSpec("error", "borgwatch itself refused or failed the run (cause and remedy)", ()),
+    EventName.STAGE_STARTED: EventSpec("info", "a stage's borg command started", ("stage",)),
+    EventName.STAGE_FINISHED: EventSpec("varies", "a stage ended; its level follows its status",
+                                        ("stage", "exit_code", "duration_seconds", "status", "added", "modified",
+                                         "unchanged", "removed", "error", "method")),
+    EventName.BORG_MESSAGE: EventSpec("varies", "a warning or error borg logged (redacted), at borg's time",
+                                      ("stage", "msgid", "path")),
+    EventName.FILE_STATUS: EventSpec("info", "a file borg added, modified or could not read (log_files)",
+                                     ("status",)),
+    EventName.BASELINE_REBUILT: EventSpec("info", "the dataset baseline was rebuilt from the repository",
+                                          ("archive", "previous")),
+    EventName.RUN_SUMMARY: EventSpec("varies", "the finished run in one line (written by the Loki sink)",
+                                     ("status", "exit_code", "duration_seconds")),
+}
+
+RUN_STATUSES = tuple(s.value for s in (Status.SUCCESS, Status.WARNING, Status.ERROR, Status.INTERRUPTED))
 DATASET_CHANGES = ("added", "modified", "unchanged", "removed", "error")
 
 
@@ -116,10 +185,10 @@ class RunResult:
     archive_name: str = ""
     previous_archive: str = ""  # the job's archive this run is compared against
     borg_version: str = ""
-    command: str = "run"  # run | exec
+    command: str = Command.RUN
     in_progress: bool = True
     ended_at: float | None = None
-    status: str = "running"  # running | success | warning | error | interrupted
+    status: str = Status.RUNNING
     exit_code: int = 0
     error: str = ""  # one line: cause and remedy, when borgwatch or borg failed
     stages: list[StageResult] = field(default_factory=list)

@@ -202,7 +202,11 @@ def test_a_borg_killed_without_a_word_still_gets_one_line(workspace: Workspace) 
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     _wait_in_progress(ws)
-    for p in borg_children(ws):  # the OOM killer's way: SIGKILL, nothing on stderr
+    deadline = time.monotonic() + 30  # on a loaded machine the baseline listing may still run: wait for create
+    while not (creates := [p for p in borg_children(ws) if "create" in p.info["cmdline"]]):
+        assert time.monotonic() < deadline, "borg create never started"
+        time.sleep(0.05)
+    for p in creates:  # the OOM killer's way: SIGKILL, nothing on stderr
         p.kill()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 137
