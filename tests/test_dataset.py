@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from borgwatch.dataset.fingerprint import Fingerprinter, content_digest
 from borgwatch.borg.paths import archive_path
+from borgwatch.dataset.fingerprint import Fingerprinter, content_digest
 from borgwatch.dataset.index import DatasetIndex
 
 
