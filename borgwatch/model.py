@@ -11,7 +11,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import Any
 
 
 class Status(StrEnum):
@@ -47,39 +47,36 @@ class Level(StrEnum):
 
 
 class EventName(StrEnum):
-    RUN_STARTED = "run_started"
-    RUN_ERROR = "run_error"
-    STAGE_STARTED = "stage_started"
-    STAGE_FINISHED = "stage_finished"
-    BORG_MESSAGE = "borg_message"
-    FILE_STATUS = "file_status"
-    BASELINE_REBUILT = "baseline_rebuilt"
-    RUN_SUMMARY = "run_summary"
+    """The one table of event names: value, usual level ("varies" when it follows a status), meaning, fields."""
 
-
-class EventSpec(NamedTuple):
-    level: str  # the usual level; "varies" when it follows the stage's status
+    level: str
     meaning: str
     fields: tuple[str, ...]
 
+    def __new__(cls, value: str, level: str, meaning: str, fields: tuple[str, ...]) -> EventName:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.level, member.meaning, member.fields = level, meaning, fields
+        return member
 
-EVENTS: dict[EventName, EventSpec] = {
-    EventName.RUN_STARTED: EventSpec("info", "a run (or exec) began; sinks see it before borg starts",
-                                     ("repository", "archive", "borg_version", "run_id", "command")),
-    EventName.RUN_ERROR: EventSpec("error", "borgwatch itself refused or failed the run (cause and remedy)", ()),
-    EventName.STAGE_STARTED: EventSpec("info", "a stage's borg command started", ("stage",)),
-    EventName.STAGE_FINISHED: EventSpec("varies", "a stage ended; its level follows its status",
-                                        ("stage", "exit_code", "duration_seconds", "status", "added", "modified",
-                                         "unchanged", "removed", "error", "method")),
-    EventName.BORG_MESSAGE: EventSpec("varies", "a warning or error borg logged (redacted), at borg's time",
-                                      ("stage", "msgid", "path")),
-    EventName.FILE_STATUS: EventSpec("info", "a file borg added, modified or could not read (log_files)",
-                                     ("status",)),
-    EventName.BASELINE_REBUILT: EventSpec("info", "the dataset baseline was rebuilt from the repository",
-                                          ("archive", "previous")),
-    EventName.RUN_SUMMARY: EventSpec("varies", "the finished run in one line (written by the Loki sink)",
-                                     ("status", "exit_code", "duration_seconds")),
-}
+    RUN_STARTED = ("run_started", "info", "a run (or exec) began; sinks see it before borg starts",
+                   ("repository", "archive", "borg_version", "run_id", "command"))
+    RUN_ERROR = ("run_error", "error", "borgwatch itself refused or failed the run (cause and remedy)", ())
+    STAGE_STARTED = ("stage_started", "info", "a stage's borg command started", ("stage",))
+    STAGE_FINISHED = ("stage_finished", "varies", "a stage ended; its level follows its status",
+                      ("stage", "exit_code", "duration_seconds", "status", "added", "modified", "unchanged",
+                       "removed", "error", "method"))
+    BORG_MESSAGE = ("borg_message", "varies", "a warning or error borg logged (redacted), at borg's own time",
+                    ("stage", "msgid", "path"))
+    FILE_STATUS = ("file_status", "info", "a file borg added, modified or could not read (log_files)", ("status",))
+    BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
+                        ("archive", "previous"))
+    RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line (the Loki sink adds it)",
+                   ("status", "exit_code", "duration_seconds", "stage_NAME_exit_code",
+                    "stage_NAME_duration_seconds", "events_dropped"))
+
+
+EVENTS: tuple[EventName, ...] = tuple(EventName)
 
 RUN_STATUSES = tuple(s.value for s in (Status.SUCCESS, Status.WARNING, Status.ERROR, Status.INTERRUPTED))
 DATASET_CHANGES = ("added", "modified", "unchanged", "removed", "error")
