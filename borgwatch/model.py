@@ -39,6 +39,23 @@ class Command(StrEnum):
     EXEC = "exec"
 
 
+class WarningPolicy(StrEnum):
+    """How a borg warning counts (``warnings`` of a job)."""
+
+    WARNING = "warning"  # exit non-zero, last success updated
+    SUCCESS = "success"  # exit 0
+    ERROR = "error"  # exit 2, no last success
+
+
+class DiffMode(StrEnum):
+    """The dataset diff: ``dataset_diff`` of a job, and the ``method`` a run's diff used."""
+
+    EXACT = "exact"
+    FAST = "fast"
+    OFF = "off"
+    FIRST = "first"  # method only: no previous archive to compare with
+
+
 class Level(StrEnum):
     DEBUG = "debug"
     INFO = "info"
@@ -120,7 +137,7 @@ class DatasetDiff:
     unchanged: int = 0
     removed: int = 0
     error: int = 0
-    method: str = "exact"  # exact | fast | first (no previous archive)
+    method: str = DiffMode.EXACT  # exact | fast | first (no previous archive)
     verified: int = 0  # files whose content had to be compared by borg diff
     exact: bool = True
 

@@ -19,7 +19,7 @@ from borgwatch.config.checks import name_problem
 from borgwatch.config.load import config_path, load_config
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.errors import UserError
-from borgwatch.model import Command, EventName, Level, Stage, StageResult
+from borgwatch.model import Command, EventName, Level, Stage, StageResult, WarningPolicy
 from borgwatch.redact import RedactingWriter, url_passwords
 from borgwatch.run.plan import plan_job
 from borgwatch.run.session import RunSession
@@ -77,7 +77,7 @@ def _exec(session: RunSession, argv: list[str], as_json: bool) -> int:
             result.archive, result.repository_stats = parse_create_json(run.stdout)
             result.archive_name = result.archive.name if result.archive else ""
     # exec keeps borg's exit code: no warning policy; only a new archive makes the job's data fresher
-    outcome = session.finish("warning", makes_fresh=stage_name == Stage.CREATE)
+    outcome = session.finish(WarningPolicy.WARNING, makes_fresh=stage_name == Stage.CREATE)
     for text in outcome.problems:
         console.problem(f"{name}: {text}")
     if as_json:

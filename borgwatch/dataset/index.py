@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from borgwatch.dataset.fingerprint import Fingerprinter, stat_key
-from borgwatch.model import DatasetDiff
+from borgwatch.model import DatasetDiff, DiffMode
 
 CHANGED = ("A", "M", "C", "h")  # h: another name of a hard-linked file borg has just read
 REGULAR = (*CHANGED, "U")
@@ -163,7 +163,7 @@ class DatasetIndex:
         if not has_previous:
             added, error = self.db.execute(f"SELECT count(*) FILTER (WHERE {regular}), "
                                            "count(*) FILTER (WHERE status='E') FROM cur").fetchone()
-            return DatasetDiff(added=added, error=error, method="first", exact=True)
+            return DatasetDiff(added=added, error=error, method=DiffMode.FIRST, exact=True)
         changed = f"prev.h IS NOT NULL AND cur.status IN {_sql_in(CHANGED)}"
         resized = _RESIZED.format(c="cur.")
         candidate = f"{changed} AND {_SAME_SIZE_MOVED.format(c='cur.')}"
@@ -218,7 +218,7 @@ class DatasetIndex:
                              "prev.mtime IS NULL OR cur.mtime != prev.mtime)")
         diff.modified += changed
         diff.unchanged += diff.verified - changed
-        diff.method, diff.exact, diff.verified = "fast", False, 0
+        diff.method, diff.exact, diff.verified = DiffMode.FAST, False, 0
 
     def resolve_by_content(self, diff: DatasetDiff, changed_paths: Iterable[str]) -> None:
         """exact mode: ``changed_paths`` are the archive paths borg diff reported as content changes."""

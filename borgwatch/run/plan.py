@@ -9,7 +9,7 @@ from pathlib import Path
 from borgwatch.borg import argv as borg_argv
 from borgwatch.config.load import parse_duration
 from borgwatch.config.schema import Config, JobConfig
-from borgwatch.model import Stage
+from borgwatch.model import DiffMode, Stage
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def plan_job(config: Config, job_name: str, host: str, state_dir: Path) -> JobPl
     job = config.jobs[job_name]
     glob = borg_argv.archive_glob(job, job_name, host)
     stages = [Stage.CREATE]
-    if job.dataset_diff != "off":
+    if job.dataset_diff != DiffMode.OFF:
         stages.append(Stage.DIFF)
     stages += [stage for stage, on in ((Stage.PRUNE, job.prune), (Stage.COMPACT, job.compact),
                                        (Stage.CHECK, job.check)) if on]

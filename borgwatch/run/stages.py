@@ -29,6 +29,7 @@ from borgwatch.dataset.fingerprint import DIGEST_BYTES
 from borgwatch.dataset.index import DatasetIndex
 from borgwatch.model import (
     DatasetDiff,
+    DiffMode,
     EventName,
     Level,
     PruneStats,
@@ -211,7 +212,7 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
             ctx.event(Level.INFO, EventName.FILE_STATUS, ctx.redact(event.path), status=event.status)
 
     runner.extra = on_file
-    if index is not None and ctx.job.dataset_diff == "exact":
+    if index is not None and ctx.plan.diff_mode == DiffMode.EXACT:
         try:
             index.start_fingerprints()
         except sqlite3.Error as exc:
@@ -278,9 +279,9 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
     ctx.event(Level.INFO, EventName.STAGE_STARTED, "stage diff started", stage=Stage.DIFF)
     diff = index.evaluate(has_previous)
     rc, status, message = 0, Status.SUCCESS, ""
-    if diff.verified and mode == "exact":
+    if diff.verified and mode == DiffMode.EXACT:
         diff = _previous_fingerprints(ctx, index, diff, has_previous)
-    if diff.verified and mode == "fast":
+    if diff.verified and mode == DiffMode.FAST:
         index.resolve_by_mtime(diff)
     elif diff.verified:
         restrict = diff.verified <= MAX_DIFF_PATHS and not index.hard_link_undecided()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from borgwatch.borg.exitcodes import SEVERITY, classify, worst
 from borgwatch.errors import EXIT_ERROR
-from borgwatch.model import Stage, Status
+from borgwatch.model import Stage, Status, WarningPolicy
 
 if TYPE_CHECKING:
     from borgwatch.model import RunResult
@@ -24,7 +24,7 @@ BOOKKEEPING_STAGES = (Stage.DIFF,)
 
 def counts_as_success(status: str, warnings: str) -> bool:
     """Whether a run with this status makes the job's data fresh (``last_success_at``)."""
-    return status == Status.SUCCESS or (status == Status.WARNING and warnings != "error")
+    return status == Status.SUCCESS or (status == Status.WARNING and warnings != WarningPolicy.ERROR)
 
 
 def finish(result: RunResult, warnings: str, interrupted: int | None) -> None:
@@ -64,9 +64,9 @@ def exit_status(result: RunResult, warnings: str, record_failed: bool = False,
         return 128 + stopped_in_delivery
     code = result.exit_code
     if result.status == Status.WARNING:
-        if warnings == "success":
+        if warnings == WarningPolicy.SUCCESS:
             code = 0
-        elif warnings == "error" and classify(code) != Status.ERROR:
+        elif warnings == WarningPolicy.ERROR and classify(code) != Status.ERROR:
             code = EXIT_ERROR
     if code == 0 and record_failed:  # the backup worked, but it could not be recorded
         code = EXIT_ERROR
