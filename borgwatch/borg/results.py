@@ -120,3 +120,21 @@ def content_changed_paths(stdout: bytes) -> Iterator[str]:
             continue
         if diff_changed_content(obj):
             yield str(obj.get("path", ""))
+
+
+def problem_level(level: str, logger: str) -> str | None:
+    """A ``--log-json`` message's level and logger -> "warning" | "error" | None (not a problem).
+    borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages."""
+    if logger.startswith("borg.output.") or level not in ("WARNING", "ERROR", "CRITICAL"):
+        return None
+    return "warning" if level == "WARNING" else "error"
+
+
+def message_path(line: str) -> str:
+    """The file a borg message is about ("PATH: what went wrong"), or ""."""
+    path = line.split(": ", 1)[0] if ": " in line else ""
+    return path if "/" in path else ""
+
+
+def is_archive_progress(data: dict[str, Any]) -> bool:
+    return data.get("type") == "archive_progress"

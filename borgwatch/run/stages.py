@@ -19,8 +19,11 @@ from borgwatch.borg.process import BorgProcess, BorgRun
 from borgwatch.borg.results import (
     archive_names,
     content_changed_paths,
+    is_archive_progress,
+    message_path,
     parse_create_json,
     parse_digest_listing,
+    problem_level,
     prune_action,
     regular_files,
 )
@@ -107,42 +110,40 @@ class StageRunner:
         if isinstance(event, LogMessage):
             self._log(event)
         elif isinstance(event, Progress):
-            if self.ctx.output.on_progress and event.data.get("type") == "archive_progress":
+            if self.ctx.output.on_progress and is_archive_progress(event.data):
                 self.ctx.output.on_progress(event.data)
         elif isinstance(event, Prompt):
-            self._problem("ERROR", f"borg asked: {event.message.strip()} (answered no)", event.msgid, None)
+            self._problem(Level.ERROR, f"borg asked: {event.message.strip()} (answered no)", event.msgid, None)
         elif isinstance(event, Text) and len(self.texts) < 20:
             self.texts.append(self.ctx.redact(event.text))
         if self.extra and isinstance(event, LogMessage):
             self.extra(event)
 
     def _log(self, msg: LogMessage) -> None:
-        # borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages
-        if msg.level in ("WARNING", "ERROR", "CRITICAL") and not msg.name.startswith("borg.output."):
-            self._problem(msg.level, msg.message, msg.msgid, msg.time)
+        level = problem_level(msg.level, msg.name)
+        if level is not None:
+            self._problem(Level(level), msg.message, msg.msgid, msg.time)
 
-    def _problem(self, level: str, message: str, msgid: str, when: float | None) -> None:
+    def _problem(self, level: Level, message: str, msgid: str, when: float | None) -> None:
         ctx = self.ctx
         full = ctx.redact(message)
         text = full.strip().splitlines()[0] if full.strip() else full  # one line for humans and metrics
         if self.instrumentation:
-            if level != "WARNING":
+            if level != Level.WARNING:
                 self.first_error = self.first_error or text
             return
-        if level == "WARNING":
+        if level == Level.WARNING:
             ctx.result.warnings += 1
             self.first_warning = self.first_warning or text
         else:
             ctx.result.errors += 1
             self.first_error = self.first_error or text
-        lvl = Level.WARNING if level == "WARNING" else Level.ERROR
         fields: dict[str, object] = {"stage": self.name, "msgid": msgid_suffix(msgid) if msgid else ""}
-        path = text.split(": ", 1)[0] if ": " in text else ""
-        if path and "/" in path:
+        if path := message_path(text):
             fields["path"] = path
-        ctx.event(lvl, EventName.BORG_MESSAGE, full, at=when, **fields)
+        ctx.event(level, EventName.BORG_MESSAGE, full, at=when, **fields)
         if ctx.output.on_message:
-            ctx.output.on_message(lvl, f"{text} ({fields['msgid']})" if fields["msgid"] else text)
+            ctx.output.on_message(level, f"{text} ({fields['msgid']})" if fields["msgid"] else text)
 
     def spawn(self, argv: list[str], timeout: float | None = None, stdout_file: BinaryIO | None = None,
               echo: BinaryIO | None = None) -> BorgRun:
