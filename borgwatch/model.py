@@ -88,8 +88,12 @@ class EventName(StrEnum):
     FILE_STATUS = ("file_status", "info", "a file borg added, modified or could not read (log_files)", ("status",))
     BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
                         ("archive", "previous"))
-    RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line (the Loki sink adds it)",
-                   ("status", "exit_code", "duration_seconds", "stage_NAME_exit_code",
+    RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line, the same numbers as the textfile "
+                   "metrics (the Loki sink adds it)",
+                   ("status", "exit_code", "duration_seconds", "started_at", "ended_at", "repository", "archive",
+                    "borg_version", "command", "warnings", "errors", "error", "archive_*", "dataset_*",
+                    "cpu_user_seconds", "cpu_system_seconds", "max_rss_bytes", "read_bytes", "write_bytes",
+                    "repository_*", "prune_kept", "prune_pruned", "stages", "stage_NAME_exit_code",
                     "stage_NAME_duration_seconds", "events_dropped"))
 
 
