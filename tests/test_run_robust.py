@@ -350,7 +350,7 @@ def test_a_full_state_dir_costs_each_job_one_line_and_the_other_jobs_still_run(w
     two_jobs(ws)
     assert ws.borgwatch("run", "--all", "-c", str(ws.config)).returncode == 0
     saved = {p.name: p.read_bytes() for p in ws.state_dir.iterdir() if p.is_file()}
-    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(ws.state_dir)],
+    mount = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs", str(ws.state_dir)],
                            capture_output=True, text=True)
     if mount.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mount.stderr.strip()}")
