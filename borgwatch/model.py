@@ -10,9 +10,96 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-RUN_STATUSES = ("success", "warning", "error", "interrupted")
+
+class Status(StrEnum):
+    """Of a run and of a stage (equal to the strings the state files and metrics carry)."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    WARNING = "warning"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+    SKIPPED = "skipped"  # stages only
+
+
+class Stage(StrEnum):
+    CREATE = "create"
+    DIFF = "diff"  # bookkeeping: borgwatch's own borg calls, never the run's status or exit code
+    PRUNE = "prune"
+    COMPACT = "compact"
+    CHECK = "check"
+    OTHER = "other"  # exec of a borg command that is none of the above
+
+
+class Command(StrEnum):
+    RUN = "run"
+    EXEC = "exec"
+
+
+class WarningPolicy(StrEnum):
+    """How a borg warning counts (``warnings`` of a job)."""
+
+    WARNING = "warning"  # exit non-zero, last success updated
+    SUCCESS = "success"  # exit 0
+    ERROR = "error"  # exit 2, no last success
+
+
+class DiffMode(StrEnum):
+    """The dataset diff: ``dataset_diff`` of a job, and the ``method`` a run's diff used."""
+
+    EXACT = "exact"
+    FAST = "fast"
+    OFF = "off"
+    FIRST = "first"  # method only: no previous archive to compare with
+
+
+class Level(StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class EventName(StrEnum):
+    """The one table of event names: value, usual level ("varies" when it follows a status), meaning, fields."""
+
+    level: str
+    meaning: str
+    fields: tuple[str, ...]
+
+    def __new__(cls, value: str, level: str, meaning: str, fields: tuple[str, ...]) -> EventName:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.level, member.meaning, member.fields = level, meaning, fields
+        return member
+
+    RUN_STARTED = ("run_started", "info", "a run (or exec) began; sinks see it before borg starts",
+                   ("repository", "archive", "borg_version", "run_id", "command"))
+    RUN_ERROR = ("run_error", "error", "borgwatch itself refused or failed the run (cause and remedy)", ())
+    STAGE_STARTED = ("stage_started", "info", "a stage's borg command started", ("stage",))
+    STAGE_FINISHED = ("stage_finished", "varies", "a stage ended; its level follows its status",
+                      ("stage", "exit_code", "duration_seconds", "status", "added", "modified", "unchanged",
+                       "removed", "error", "method"))
+    BORG_MESSAGE = ("borg_message", "varies", "a warning or error borg logged (redacted), at borg's own time",
+                    ("stage", "msgid", "path"))
+    FILE_STATUS = ("file_status", "info", "a file borg added, modified or could not read (log_files)", ("status",))
+    BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
+                        ("archive", "previous"))
+    RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line, the same numbers as the textfile "
+                   "metrics (the Loki sink adds it)",
+                   ("status", "exit_code", "duration_seconds", "started_at", "ended_at", "repository", "archive",
+                    "borg_version", "command", "warnings", "errors", "error", "archive_*", "dataset_*",
+                    "cpu_user_seconds", "cpu_system_seconds", "max_rss_bytes", "read_bytes", "write_bytes",
+                    "repository_*", "prune_kept", "prune_pruned", "stages", "stage_NAME_exit_code",
+                    "stage_NAME_duration_seconds", "events_dropped"))
+
+
+EVENTS: tuple[EventName, ...] = tuple(EventName)
+
+RUN_STATUSES = tuple(s.value for s in (Status.SUCCESS, Status.WARNING, Status.ERROR, Status.INTERRUPTED))
 DATASET_CHANGES = ("added", "modified", "unchanged", "removed", "error")
 
 
@@ -54,7 +141,7 @@ class DatasetDiff:
     unchanged: int = 0
     removed: int = 0
     error: int = 0
-    method: str = "exact"  # exact | fast | first (no previous archive)
+    method: str = DiffMode.EXACT  # exact | fast | first (no previous archive)
     verified: int = 0  # files whose content had to be compared by borg diff
     exact: bool = True
 
@@ -116,10 +203,10 @@ class RunResult:
     archive_name: str = ""
     previous_archive: str = ""  # the job's archive this run is compared against
     borg_version: str = ""
-    command: str = "run"  # run | exec
+    command: str = Command.RUN
     in_progress: bool = True
     ended_at: float | None = None
-    status: str = "running"  # running | success | warning | error | interrupted
+    status: str = Status.RUNNING
     exit_code: int = 0
     error: str = ""  # one line: cause and remedy, when borgwatch or borg failed
     stages: list[StageResult] = field(default_factory=list)

@@ -30,6 +30,16 @@ def worst(*statuses: str) -> str:
     return max(statuses, key=lambda s: SEVERITY.get(s, 0))
 
 
+def completed(rc: int) -> bool:
+    """borg finished its work (possibly with warnings): its output can be used."""
+    return classify(rc) in ("success", "warning")
+
+
+def check_status(rc: int) -> str:
+    """``borg check`` reports damage with rc 1, even in modern exit-code mode: that is an error."""
+    return "error" if rc == 1 else classify(rc)
+
+
 # --- what collect tells a user about a failed borg command (borg-dialect) ---
 
 LOCK_TIMEOUT_RC = 73  # LockTimeout with modern exit codes (1.4 with BORG_EXIT_CODES=modern, and 2.0)

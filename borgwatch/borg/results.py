@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from borgwatch.borg.feature import Feature, available
@@ -116,3 +116,54 @@ def parse_digest_listing(stdout: bytes, digest_bytes: int) -> Iterator[tuple[str
             yield path, bytes.fromhex(hexdigest)[:digest_bytes]
         except ValueError:
             continue
+
+
+def archive_names(stdout: bytes) -> list[str] | None:
+    """``borg list --json`` of a repository -> archive names in borg's (time) order; None when the
+    output is not a listing."""
+    try:
+        return [str(a["name"]) for a in json.loads(stdout or b"{}").get("archives") or []]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return None
+
+
+def regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int | None]]:
+    """``borg list --json-lines`` of an archive -> (archive path, size) of its regular files."""
+    for line in lines:
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if item.get("type") == "-":
+            # a hard link whose data another item carries is listed with size 0: its size is unknown
+            size = None if item.get("source") else int(item.get("size") or 0)
+            yield str(item.get("path", "")), size
+
+
+def content_changed_paths(stdout: bytes) -> Iterator[str]:
+    """``borg diff --json-lines --content-only`` output -> the archive paths whose content changed."""
+    for line in stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if diff_changed_content(obj):
+            yield str(obj.get("path", ""))
+
+
+def problem_level(level: str, logger: str) -> str | None:
+    """A ``--log-json`` message's level and logger -> "warning" | "error" | None (not a problem).
+    borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages."""
+    if logger.startswith("borg.output.") or level not in ("WARNING", "ERROR", "CRITICAL"):
+        return None
+    return "warning" if level == "WARNING" else "error"
+
+
+def message_path(line: str) -> str:
+    """The file a borg message is about ("PATH: what went wrong"), or ""."""
+    path = line.split(": ", 1)[0] if ": " in line else ""
+    return path if "/" in path else ""
+
+
+def is_archive_progress(data: dict[str, Any]) -> bool:
+    return data.get("type") == "archive_progress"

@@ -28,11 +28,11 @@ import hashlib
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from borgwatch.dataset.fingerprint import Fingerprinter, stat_key
-from borgwatch.model import DatasetDiff
+from borgwatch.model import DatasetDiff, DiffMode
 
 CHANGED = ("A", "M", "C", "h")  # h: another name of a hard-linked file borg has just read
 REGULAR = (*CHANGED, "U")
@@ -50,8 +50,11 @@ def path_hash(path: str) -> int:
 class DatasetIndex:
     """Per-job index: table ``prev`` (the previous archive's files) and ``cur`` (this run's)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, archive_key: Callable[[str], str] = str) -> None:
+        """``archive_key``: how a source path is named in the archive (the caller knows borg's syntax), so
+        this run's files meet the previous archive's listing under one key."""
         self.path = path
+        self.archive_key = archive_key
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT)")
@@ -84,7 +87,7 @@ class DatasetIndex:
     def start_fingerprints(self, fingerprinter: Fingerprinter | None = None) -> None:
         """Fingerprint same-size candidates while borg reads them (exact mode)."""
         self.fingerprints = fingerprinter or Fingerprinter()
-        self._has_prev = self.db.execute("SELECT 1 FROM prev LIMIT 1").fetchone() is not None
+        self._has_prev = self.has_previous_files()
 
     # -- recording (hot path: one call per file_status event) --------------------------------------
     def record(self, status: str, path: str) -> None:
@@ -97,7 +100,7 @@ class DatasetIndex:
                 size, mtime, ctime, ino = st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
             except OSError:
                 pass
-        h = path_hash(archive_path(path))
+        h = path_hash(self.archive_key(path))
         self._rows.append((h, status, size, mtime, ctime, ino, stored_path))
         if (self.fingerprints is not None and self._has_prev and status in FINGERPRINTED and size is not None
                 and self._is_candidate(h, size, mtime, ctime, ino)):
@@ -126,6 +129,10 @@ class DatasetIndex:
 
     def count(self, sql: str) -> int:
         return int(self.db.execute(sql).fetchone()[0])
+
+    def has_previous_files(self) -> bool:
+        """Whether the baseline lists any file (an empty previous archive makes every file new)."""
+        return self.db.execute("SELECT 1 FROM prev LIMIT 1").fetchone() is not None
 
     def finish_recording(self) -> None:
         if self.fingerprints is not None:
@@ -156,7 +163,7 @@ class DatasetIndex:
         if not has_previous:
             added, error = self.db.execute(f"SELECT count(*) FILTER (WHERE {regular}), "
                                            "count(*) FILTER (WHERE status='E') FROM cur").fetchone()
-            return DatasetDiff(added=added, error=error, method="first", exact=True)
+            return DatasetDiff(added=added, error=error, method=DiffMode.FIRST, exact=True)
         changed = f"prev.h IS NOT NULL AND cur.status IN {_sql_in(CHANGED)}"
         resized = _RESIZED.format(c="cur.")
         candidate = f"{changed} AND {_SAME_SIZE_MOVED.format(c='cur.')}"
@@ -191,7 +198,7 @@ class DatasetIndex:
     def store_prev_digests(self, digests: Iterable[tuple[str, bytes]]) -> None:
         """Fingerprints of the previous archive's files (archive path, digest) as borg computed them."""
         self.db.executemany("UPDATE prev SET digest=? WHERE h=?",
-                            ((digest, path_hash(archive_path(path))) for path, digest in digests))
+                            ((digest, path_hash(path)) for path, digest in digests))
 
     def hard_link_undecided(self) -> bool:
         """A file still undecided has other names: borg diff cannot be restricted to paths then (borg 1.x
@@ -211,7 +218,7 @@ class DatasetIndex:
                              "prev.mtime IS NULL OR cur.mtime != prev.mtime)")
         diff.modified += changed
         diff.unchanged += diff.verified - changed
-        diff.method, diff.exact, diff.verified = "fast", False, 0
+        diff.method, diff.exact, diff.verified = DiffMode.FAST, False, 0
 
     def resolve_by_content(self, diff: DatasetDiff, changed_paths: Iterable[str]) -> None:
         """exact mode: ``changed_paths`` are the archive paths borg diff reported as content changes."""
@@ -256,7 +263,7 @@ class DatasetIndex:
         self.db.close()
 
 
-def open_index(path: Path) -> tuple[DatasetIndex | None, str]:
+def open_index(path: Path, archive_key: Callable[[str], str] = str) -> tuple[DatasetIndex | None, str]:
     """-> (index, note). A damaged index (garbage, truncated, a zeroed page, another program's database)
     is removed and started afresh (the run then rebuilds the baseline from the repository); the note
     says so. None when no index can be had (state_dir full, a directory or an immutable file there)."""
@@ -264,14 +271,14 @@ def open_index(path: Path) -> tuple[DatasetIndex | None, str]:
         first = "a symbolic link"
     else:
         try:
-            return DatasetIndex(path), ""
+            return DatasetIndex(path, archive_key), ""
         except sqlite3.Error as exc:
             first = str(exc)
     removed = remove_index(path)
     if removed:
         return None, f"dataset index {path} is unusable ({first}) and {removed}; no dataset diff until then"
     try:
-        return DatasetIndex(path), f"dataset index {path} was unusable ({first}); started afresh"
+        return DatasetIndex(path, archive_key), f"dataset index {path} was unusable ({first}); started afresh"
     except sqlite3.Error as exc:
         return None, (f"dataset index {path} is unusable ({exc}); no dataset diff this run — check free "
                       "space in state_dir")
@@ -323,10 +330,3 @@ def _unmoved(path: str, key: tuple[int, ...]) -> bool:
     except OSError:
         return False
 
-
-def archive_path(path: str) -> str:
-    """How borg 1.x names a source path inside the archive (absolute paths lose their leading '/')."""
-    path = path.lstrip("/")
-    while path.startswith("./"):
-        path = path[2:]
-    return path

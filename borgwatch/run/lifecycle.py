@@ -11,11 +11,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from borgwatch.model import SinkReport, Status
+from borgwatch.sinks.base import Phase
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from borgwatch.borg.process import BorgProcess
     from borgwatch.model import RunResult
-    from borgwatch.run.stages import StageContext
     from borgwatch.sinks.base import Sink
 
 RECORD_WAIT = 60.0  # most seconds the end of a run waits for the start-of-run textfile/state writes
@@ -72,13 +75,11 @@ class RunMarker:
 
 class SinkStarter:
     """Runs the sinks' ``on_start`` in a thread, once borg runs: never on the path that reads borg's
-    stream (a Loki answering one byte a second stalled borg itself). The local record sinks go first,
-    so ``in_progress 1`` is written at once whatever the network does."""
+    stream (a Loki answering one byte a second stalled borg itself). The record sinks go first, so
+    ``in_progress 1`` is written at once whatever the network does."""
 
-    def __init__(self, sinks: list[Sink], result: RunResult, problems: list[str],
-                 record: tuple[str, ...] = ("textfile", "state")) -> None:
-        self.sinks = sorted(sinks, key=lambda s: s.name not in record)
-        self.record = record
+    def __init__(self, sinks: list[Sink], result: RunResult, problems: list[str]) -> None:
+        self.sinks = sorted(sinks, key=lambda s: s.phase != Phase.RECORD)
         self.result = result
         self.problems = problems
         self.done: set[str] = set()  # sinks whose on_start returned
@@ -86,15 +87,14 @@ class SinkStarter:
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Idempotent: called each time a borg starts, and once more when none did."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="borgwatch-sink-start", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        from borgwatch.run.session import notify
-
         for sink in self.sinks:
-            if sink.name not in self.record:
+            if sink.phase != Phase.RECORD:
                 self.recorded.set()
             notify([sink], "on_start", self.result, self.problems)
             self.done.add(sink.name)
@@ -109,10 +109,43 @@ class SinkStarter:
             self._thread.join(timeout)
 
 
+def notify(sinks: list[Sink], method: str, result: RunResult, problems: list[str]) -> None:
+    for sink in sinks:
+        try:
+            getattr(sink, method)(result)
+        except Exception as exc:  # noqa: BLE001 - a sink must never break the backup
+            problems.append(sink.describe_failure(exc))
+            count(result.sink_failures_total, sink.name, 1)
+
+
+def deliver(sinks: list[Sink], result: RunResult, problems: list[str]) -> list[Sink]:
+    """Hand the final result to every sink; returns the sinks that raised."""
+    failed = []
+    for sink in sinks:
+        try:
+            report = sink.on_finish(result)
+        except Exception as exc:  # noqa: BLE001 - a sink must never break the backup
+            problems.append(sink.describe_failure(exc))
+            count(result.sink_failures_total, sink.name, 1)
+            failed.append(sink)
+            continue
+        if isinstance(report, SinkReport):
+            result.sink_reports.append(report)
+            if report.failures:
+                count(result.sink_failures_total, sink.name, report.failures)
+            if report.dropped:
+                count(result.sink_dropped_total, sink.name, report.dropped)
+    return failed
+
+
+def count(totals: dict[str, int], name: str, n: int) -> None:
+    totals[name] = totals.get(name, 0) + n
+
+
 def why_line(result: RunResult) -> str:
     if result.error:
         return result.error
-    if result.status == "interrupted":
+    if result.status == Status.INTERRUPTED:
         return f"interrupted (exit {result.exit_code}); no new archive was recorded" if result.archive is None \
             else f"interrupted (exit {result.exit_code}) after the archive {result.archive_name} was created"
     return f"{result.status} (exit {result.exit_code}); see `borgwatch status` and the log"
@@ -128,37 +161,34 @@ class Stopped(BaseException):
 
 
 class StopForwarder:
-    """Signal handler installed for the whole run: remembers the first signal and forwards every signal
-    to the borg that is running (once a stage context exists); ends the delivery phase when ``raising``."""
+    """Signal handler installed for the whole run, delivery included: remembers the first signal and
+    forwards every signal to the borg that is running; ends the delivery phase when ``raising``."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
-        self.ctx: StageContext | None = None
+        self.current: BorgProcess | None = None  # the borg running now
         self.raising = False
-
-    def attach(self, ctx: StageContext) -> None:
-        self.ctx = ctx
-        ctx.interrupted = self.signum
 
     def __call__(self, signum: int, _frame: object) -> None:
         self.signum = self.signum or signum
         if self.raising:
             self.raising = False
             raise Stopped(signum)
-        if self.ctx is not None:
-            self.ctx.interrupted = self.ctx.interrupted or signum
-            if self.ctx.current is not None:
-                self.ctx.current.signal(signum)
+        if self.current is not None:
+            self.current.signal(signum)
 
 
-class PrintedLines:
-    """The console callback, counting the lines a person already saw."""
+class Output:
+    """Where a run's live output goes: progress and one-line messages for the console; counts the lines
+    a person already saw."""
 
-    def __init__(self, on_message: Callable[[str, str], None] | None) -> None:
-        self.on_message = on_message
+    def __init__(self, on_progress: Callable[[dict], None] | None = None,
+                 on_message: Callable[[str, str], None] | None = None) -> None:
+        self.on_progress = on_progress
+        self._on_message = on_message
         self.lines = 0
 
-    def __call__(self, level: str, text: str) -> None:
+    def on_message(self, level: str, text: str) -> None:
         self.lines += 1
-        if self.on_message is not None:
-            self.on_message(level, text)
+        if self._on_message is not None:
+            self._on_message(level, text)

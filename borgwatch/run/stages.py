@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
-import json
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.events import Event, FileStatus, LogMessage, Progress, Prompt, Text, msgid_suffix
-from borgwatch.borg.exitcodes import classify, signal_name
+from borgwatch.borg.exitcodes import check_status, classify, completed, signal_name
+from borgwatch.borg.paths import path_pattern
 from borgwatch.borg.process import BorgProcess, BorgRun
-from borgwatch.borg.results import diff_changed_content, parse_create_json, parse_digest_listing, prune_action
+from borgwatch.borg.results import (
+    archive_names,
+    content_changed_paths,
+    is_archive_progress,
+    message_path,
+    parse_create_json,
+    parse_digest_listing,
+    problem_level,
+    prune_action,
+    regular_files,
+)
 from borgwatch.config.schema import JobConfig
 from borgwatch.dataset.fingerprint import DIGEST_BYTES
-from borgwatch.dataset.index import DatasetIndex, archive_path
-from borgwatch.model import DatasetDiff, PruneStats, RunEvent, RunResult, StageResult
+from borgwatch.dataset.index import DatasetIndex
+from borgwatch.model import (
+    DatasetDiff,
+    DiffMode,
+    EventName,
+    Level,
+    PruneStats,
+    RunEvent,
+    RunResult,
+    Stage,
+    StageResult,
+    Status,
+)
 from borgwatch.redact import Redactor
+from borgwatch.run.lifecycle import Output, StopForwarder
+from borgwatch.run.plan import JobPlan
 
 MAX_EVENTS = 2000
 MAX_FILE_EVENTS = 10000
@@ -33,27 +55,37 @@ LIST_DIGEST_BYTES = 256 << 20  # file data borg may read back to fingerprint pre
 
 @dataclass
 class StageContext:
-    job_name: str
-    job: JobConfig
+    """What the stages share during one run: the frozen plan, the borg to call, where output goes, and
+    what this run learned so far."""
+
+    plan: JobPlan
     borg: str
     env: BorgEnv
-    lock_wait: int
     redact: Redactor
     result: RunResult
-    on_progress: Callable[[dict], None] | None = None
-    on_message: Callable[[str, str], None] | None = None  # (level, text) for the console
-    current: BorgProcess | None = None
-    interrupted: int | None = None  # signal number once borgwatch was asked to stop
+    stop: StopForwarder  # the signal that stops the run, and the borg it is forwarded to
+    output: Output = field(default_factory=lambda: Output())
+    on_spawn: Callable[[], None] | None = None  # each time a borg runs (the sinks start with the first)
     files_logged: int = 0
-    on_borg_started: Callable[[], None] | None = None  # called once, when the run's first borg is running
     diff_doubt: str = ""  # why this run's dataset diff cannot be exact (baseline unverifiable)
     index_error: str = ""  # the dataset index failed (disk full, corrupt): no diff this run
 
-    def event(self, level: str, event: str, message: str, **fields: object) -> None:
+    @property
+    def job(self) -> JobConfig:
+        return self.plan.job
+
+    @property
+    def interrupted(self) -> int | None:
+        """The signal number once borgwatch was asked to stop."""
+        return self.stop.signum
+
+    def event(self, level: str, event: str, message: str, at: float | None = None, **fields: object) -> None:
+        """``at``: when it happened (borg's own time for its messages); now by default."""
         if len(self.result.events) >= MAX_EVENTS:
             self.result.events_dropped += 1
             return
-        self.result.events.append(RunEvent(time.time(), level, event, message, dict(fields)))
+        self.result.events.append(RunEvent(time.time() if at is None else float(at), level, event, message,
+                                           dict(fields)))
 
 
 class StageRunner:
@@ -78,89 +110,92 @@ class StageRunner:
         if isinstance(event, LogMessage):
             self._log(event)
         elif isinstance(event, Progress):
-            if self.ctx.on_progress and event.data.get("type") == "archive_progress":
-                self.ctx.on_progress(event.data)
+            if self.ctx.output.on_progress and is_archive_progress(event.data):
+                self.ctx.output.on_progress(event.data)
         elif isinstance(event, Prompt):
-            self._problem("ERROR", f"borg asked: {event.message.strip()} (answered no)", event.msgid, None)
+            self._problem(Level.ERROR, f"borg asked: {event.message.strip()} (answered no)", event.msgid, None)
         elif isinstance(event, Text) and len(self.texts) < 20:
             self.texts.append(self.ctx.redact(event.text))
         if self.extra and isinstance(event, LogMessage):
             self.extra(event)
 
     def _log(self, msg: LogMessage) -> None:
-        # borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages
-        if msg.level in ("WARNING", "ERROR", "CRITICAL") and not msg.name.startswith("borg.output."):
-            self._problem(msg.level, msg.message, msg.msgid, msg.time)
+        level = problem_level(msg.level, msg.name)
+        if level is not None:
+            self._problem(Level(level), msg.message, msg.msgid, msg.time)
 
-    def _problem(self, level: str, message: str, msgid: str, when: float | None) -> None:
+    def _problem(self, level: Level, message: str, msgid: str, when: float | None) -> None:
         ctx = self.ctx
         full = ctx.redact(message)
         text = full.strip().splitlines()[0] if full.strip() else full  # one line for humans and metrics
         if self.instrumentation:
-            if level != "WARNING":
+            if level != Level.WARNING:
                 self.first_error = self.first_error or text
             return
-        if level == "WARNING":
+        if level == Level.WARNING:
             ctx.result.warnings += 1
             self.first_warning = self.first_warning or text
         else:
             ctx.result.errors += 1
             self.first_error = self.first_error or text
-        lvl = "warning" if level == "WARNING" else "error"
         fields: dict[str, object] = {"stage": self.name, "msgid": msgid_suffix(msgid) if msgid else ""}
-        path = text.split(": ", 1)[0] if ": " in text else ""
-        if path and "/" in path:
+        if path := message_path(text):
             fields["path"] = path
-        ctx.event(lvl, "borg_message", full, **fields)
-        if when is not None:
-            ctx.result.events[-1].time = float(when)
-        if ctx.on_message:
-            ctx.on_message(lvl, f"{text} ({fields['msgid']})" if fields["msgid"] else text)
+        ctx.event(level, EventName.BORG_MESSAGE, full, at=when, **fields)
+        if ctx.output.on_message:
+            ctx.output.on_message(level, f"{text} ({fields['msgid']})" if fields["msgid"] else text)
 
-    def spawn(self, argv: list[str], timeout: float | None = None, stdout_file: BinaryIO | None = None) -> BorgRun:
+    def spawn(self, argv: list[str], timeout: float | None = None, stdout_file: BinaryIO | None = None,
+              echo: BinaryIO | None = None) -> BorgRun:
         """Run borg with this runner reading its stream; signals reach it, its resources are counted."""
         ctx = self.ctx
         proc = BorgProcess(argv, ctx.env)
-        ctx.current = proc
-        hook, ctx.on_borg_started = ctx.on_borg_started, None
+        ctx.stop.current = proc
         try:
-            run = proc.run(self, timeout=timeout, stdout_file=stdout_file, on_spawn=hook)
+            run = proc.run(self, timeout=timeout, stdout_file=stdout_file, on_spawn=ctx.on_spawn, echo=echo)
         finally:
-            ctx.current = None
+            ctx.stop.current = None
         ctx.result.resources.add(run.resources)
         return run
 
     def run(self, argv: list[str], timeout: float | None = None) -> tuple[StageResult, BorgRun]:
         ctx = self.ctx
-        ctx.event("info", "stage_started", f"stage {self.name} started", stage=self.name)
+        ctx.event(Level.INFO, EventName.STAGE_STARTED, f"stage {self.name} started", stage=self.name)
         run = self.spawn(argv, timeout)
-        status = classify(run.returncode)
+        status = (check_status if self.name == Stage.CHECK else classify)(run.returncode)
         if ctx.interrupted is not None:
-            status = "interrupted"
-        message = self.first_error or (self.texts[0] if status == "error" and self.texts else "")
-        if status == "interrupted" and ctx.interrupted is None:  # nobody asked borgwatch to stop
+            status = Status.INTERRUPTED
+        message = self.first_error or (self.texts[0] if status == Status.ERROR and self.texts else "")
+        if status == Status.ERROR and self.name == Stage.CHECK and run.returncode == 1:
+            message = message or self.first_warning or "borg check found problems in the repository"
+        elif status == Status.INTERRUPTED and ctx.interrupted is None:  # nobody asked borgwatch to stop
             message = message or (f"borg was killed by {signal_name(run.returncode)} without a message (the "
                                    "OOM killer? see the kernel log)")
-        elif status == "interrupted":
+        elif status == Status.INTERRUPTED:
             message = message or f"interrupted by {signal_name(run.returncode)}"
-        elif status == "warning":
+        elif status == Status.WARNING:
             message = self.first_warning
         if run.timed_out:
-            status, message = "error", f"borg {self.name} exceeded its timeout of {timeout:.0f}s"
+            status, message = Status.ERROR, f"borg {self.name} exceeded its timeout of {timeout:.0f}s"
         stage = StageResult(self.name, status, run.returncode, run.started_at, run.duration_seconds, message)
         ctx.result.stages.append(stage)
-        ctx.event("error" if status in ("error", "interrupted") else "warning" if status == "warning" else "info",
-                  "stage_finished", f"stage {self.name} finished: {status}", stage=self.name,
+        ctx.event(_level(status), EventName.STAGE_FINISHED, f"stage {self.name} finished: {status}", stage=self.name,
                   exit_code=run.returncode, duration_seconds=round(run.duration_seconds, 3), status=status)
         return stage, run
 
 
+def _level(status: str) -> Level:
+    if status in (Status.ERROR, Status.INTERRUPTED):
+        return Level.ERROR
+    return Level.WARNING if status == Status.WARNING else Level.INFO
+
+
 def skipped(ctx: StageContext, name: str, why: str) -> None:
-    ctx.result.stages.append(StageResult(name, "skipped", 0, time.time(), 0.0, why))
+    ctx.result.stages.append(StageResult(name, Status.SKIPPED, 0, time.time(), 0.0, why))
 
 
 def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> StageResult:
-    runner = StageRunner(ctx, "create")
+    runner = StageRunner(ctx, Stage.CREATE)
     log_files = ctx.job.log_files
 
     def on_file(event: Event) -> None:
@@ -175,17 +210,17 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
                 index = None
         if log_files and event.status in ("A", "M", "C", "E") and ctx.files_logged < MAX_FILE_EVENTS:
             ctx.files_logged += 1
-            ctx.event("info", "file_status", ctx.redact(event.path), status=event.status)
+            ctx.event(Level.INFO, EventName.FILE_STATUS, ctx.redact(event.path), status=event.status)
 
     runner.extra = on_file
-    if index is not None and ctx.job.dataset_diff == "exact":
+    if index is not None and ctx.plan.diff_mode == DiffMode.EXACT:
         try:
             index.start_fingerprints()
         except sqlite3.Error as exc:
             ctx.index_error, index = str(exc), None
     list_files = index is not None or log_files
-    argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.lock_wait, list_files,
-                            progress=ctx.on_progress is not None)
+    argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.plan.lock_wait, list_files,
+                            progress=ctx.output.on_progress is not None)
     stage, run = runner.run(argv)
     ctx.result.archive, ctx.result.repository_stats = parse_create_json(run.stdout)
     if ctx.result.archive:
@@ -200,16 +235,14 @@ def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
     the index. So ask the repository (one ``borg list`` of the job's archives) and rebuild the index from
     the newest one when they differ. Returns the baseline archive ("" when the job has none);
     ``ctx.diff_doubt`` says why the diff cannot be exact."""
-    runner = StageRunner(ctx, "diff", instrumentation=True)
+    runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
     # all of the job's archives (the manifest only: as cheap as --last 1), checkpoints included
-    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.lock_wait, f"{glob}*",
+    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.plan.lock_wait, f"{glob}*",
                                                    checkpoints=True))
     known = index.previous_archive() or ""
     if ctx.interrupted is not None:
         return known
-    names: list[str] | None = None
-    with contextlib.suppress(ValueError, AttributeError, KeyError, TypeError):
-        names = [str(a["name"]) for a in json.loads(listing.stdout or b"{}").get("archives") or []]
+    names = archive_names(listing.stdout)
     newest = names[-1] if names else ""  # borg lists them by time
     if listing.returncode != 0 or names is None:
         ctx.diff_doubt = (f"cannot list the job's archives (borg list rc {listing.returncode}: "
@@ -228,72 +261,52 @@ def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
         index.bootstrap("", ())
         return ""
     with tempfile.TemporaryFile() as out:
-        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, newest, ctx.lock_wait)
+        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, newest, ctx.plan.lock_wait)
         if runner.spawn(argv, stdout_file=out).returncode != 0 or ctx.interrupted is not None:
             index.bootstrap("", ())
             ctx.diff_doubt = ctx.diff_doubt or (f"cannot list archive {newest} to rebuild the baseline "
                                                 f"({runner.first_error or 'see log'})")
             return ""
         out.seek(0)
-        index.bootstrap(newest, _regular_files(out))
-    ctx.event("info", "baseline_rebuilt", f"dataset baseline rebuilt from archive {newest}", archive=newest,
+        index.bootstrap(newest, regular_files(out))
+    ctx.event(Level.INFO, EventName.BASELINE_REBUILT, f"dataset baseline rebuilt from archive {newest}", archive=newest,
               previous=known)
     return newest
-
-
-def _regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int | None]]:
-    for line in lines:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if item.get("type") == "-":
-            # a hard link whose data another item carries is listed with size 0: its size is unknown
-            size = None if item.get("source") else int(item.get("size") or 0)
-            yield str(item.get("path", "")), size
 
 
 def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bool) -> StageResult:
     """Evaluate the recorded index; in exact mode ask borg diff about same-size changes only."""
     started, t0 = time.time(), time.monotonic()
-    ctx.event("info", "stage_started", "stage diff started", stage="diff")
+    ctx.event(Level.INFO, EventName.STAGE_STARTED, "stage diff started", stage=Stage.DIFF)
     diff = index.evaluate(has_previous)
-    rc, status, message = 0, "success", ""
-    if diff.verified and mode == "exact":
+    rc, status, message = 0, Status.SUCCESS, ""
+    if diff.verified and mode == DiffMode.EXACT:
         diff = _previous_fingerprints(ctx, index, diff, has_previous)
-    if diff.verified and mode == "fast":
+    if diff.verified and mode == DiffMode.FAST:
         index.resolve_by_mtime(diff)
     elif diff.verified:
         restrict = diff.verified <= MAX_DIFF_PATHS and not index.hard_link_undecided()
         paths = list(index.candidate_paths()) if restrict else []
-        changed: list[str] = []
-        runner = StageRunner(ctx, "diff", instrumentation=True)
+        runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
         argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
-                              ctx.result.archive_name, ctx.lock_wait, [f"pf:{archive_path(p)}" for p in paths])
+                              ctx.result.archive_name, ctx.plan.lock_wait, [path_pattern(p) for p in paths])
         run = runner.spawn(argv, DIFF_TIMEOUT)
         rc = run.returncode
-        for line in run.stdout.splitlines():
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if diff_changed_content(obj):
-                changed.append(str(obj.get("path", "")))
-        if classify(rc) in ("success", "warning") and not run.timed_out:
-            index.resolve_by_content(diff, changed)
+        if completed(rc) and not run.timed_out:
+            index.resolve_by_content(diff, content_changed_paths(run.stdout))
         else:
             index.resolve_by_mtime(diff)
-            status = "warning" if ctx.interrupted is None else "interrupted"
+            status = Status.WARNING if ctx.interrupted is None else Status.INTERRUPTED
             message = (f"borg diff failed (rc {rc}): {runner.first_error or 'see log'}; same-size changes "
                        "were estimated by mtime")
     if ctx.diff_doubt:
         diff.exact = False
     ctx.result.dataset = diff
     duration = time.monotonic() - t0
-    ctx.result.stages.append(StageResult("diff", status, rc, started, duration, message))
-    ctx.event("info" if status == "success" else "warning", "stage_finished", f"stage diff finished: {status}",
-              stage="diff", exit_code=rc, duration_seconds=round(duration, 3), status=status,
-              **diff.as_counts(), method=diff.method)
+    ctx.result.stages.append(StageResult(Stage.DIFF, status, rc, started, duration, message))
+    ctx.event(Level.INFO if status == Status.SUCCESS else Level.WARNING, EventName.STAGE_FINISHED,
+              f"stage diff finished: {status}", stage=Stage.DIFF, exit_code=rc,
+              duration_seconds=round(duration, 3), status=status, **diff.as_counts(), method=diff.method)
     return ctx.result.stages[-1]
 
 
@@ -304,10 +317,10 @@ def _previous_fingerprints(ctx: StageContext, index: DatasetIndex, diff: Dataset
     paths = index.prev_digests_wanted(LIST_DIGEST_BYTES, MAX_DIFF_PATHS)
     if not paths:
         return diff
-    argv = borg_argv.list_digests(ctx.borg, ctx.job.repository, ctx.result.previous_archive, ctx.lock_wait,
-                                  [f"pf:{archive_path(p)}" for p in paths])
-    run = StageRunner(ctx, "diff", instrumentation=True).spawn(argv, DIFF_TIMEOUT)
-    if classify(run.returncode) not in ("success", "warning") or run.timed_out:
+    argv = borg_argv.list_digests(ctx.borg, ctx.job.repository, ctx.result.previous_archive, ctx.plan.lock_wait,
+                                  [path_pattern(p) for p in paths])
+    run = StageRunner(ctx, Stage.DIFF, instrumentation=True).spawn(argv, DIFF_TIMEOUT)
+    if not completed(run.returncode) or run.timed_out:
         return diff  # borg diff decides them all
     index.store_prev_digests(parse_digest_listing(run.stdout, DIGEST_BYTES))
     return index.evaluate(has_previous)
@@ -315,7 +328,7 @@ def _previous_fingerprints(ctx: StageContext, index: DatasetIndex, diff: Dataset
 
 def run_prune(ctx: StageContext, glob: str) -> StageResult:
     assert ctx.job.prune is not None
-    runner = StageRunner(ctx, "prune")
+    runner = StageRunner(ctx, Stage.PRUNE)
     stats = PruneStats()
 
     def on_log(event: Event) -> None:
@@ -327,23 +340,21 @@ def run_prune(ctx: StageContext, glob: str) -> StageResult:
                 stats.pruned += 1
 
     runner.extra = on_log
-    stage, _ = runner.run(borg_argv.prune(ctx.borg, ctx.job, ctx.job.prune, glob, ctx.lock_wait))
-    if stage.status in ("success", "warning"):
+    stage, _ = runner.run(borg_argv.prune(ctx.borg, ctx.job, ctx.job.prune, glob, ctx.plan.lock_wait))
+    if stage.status in (Status.SUCCESS, Status.WARNING):
         ctx.result.prune = stats
     return stage
 
 
 def run_compact(ctx: StageContext) -> StageResult:
     assert ctx.job.compact is not None
-    stage, _ = StageRunner(ctx, "compact").run(borg_argv.compact(ctx.borg, ctx.job, ctx.job.compact,
-                                                                  ctx.lock_wait))
+    stage, _ = StageRunner(ctx, Stage.COMPACT).run(borg_argv.compact(ctx.borg, ctx.job, ctx.job.compact,
+                                                                  ctx.plan.lock_wait))
     return stage
 
 
 def run_check(ctx: StageContext) -> StageResult:
     assert ctx.job.check is not None
-    stage, _ = StageRunner(ctx, "check").run(borg_argv.check(ctx.borg, ctx.job, ctx.job.check, ctx.lock_wait))
-    if stage.exit_code == 1:  # check reports damage with rc 1, even in modern mode
-        stage.status = "error"
-        stage.message = stage.message or "borg check found problems in the repository"
+    stage, _ = StageRunner(ctx, Stage.CHECK).run(borg_argv.check(ctx.borg, ctx.job, ctx.job.check,
+                                                                  ctx.plan.lock_wait))
     return stage

@@ -24,9 +24,6 @@ REGISTRY: dict[str, str] = {
     "textfile": "borgwatch.sinks.textfile:TextfileSink",
 }
 
-# Compatibility only: the "module:Class" specs in the order run/session.make_sinks relied on before the
-# registry. Remove once the run code calls enabled_sinks() and in_phase().
-SINKS: tuple[str, ...] = tuple(REGISTRY[name] for name in ("loki", "pushgateway", "ping", "textfile", "state"))
 
 _PHASE_RANK = {phase: rank for rank, phase in enumerate(Phase)}
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from borgwatch.borg.paths import archive_path
 from borgwatch.dataset.fingerprint import Fingerprinter, content_digest
-from borgwatch.dataset.index import DatasetIndex, archive_path
+from borgwatch.dataset.index import DatasetIndex
 
 
 def run(index_path: Path, statuses: dict[Path, str], previous: str | None, changed: tuple[str, ...] = ()):  # noqa: ANN201
-    index = DatasetIndex(index_path)
+    index = DatasetIndex(index_path, archive_path)
     for path, status in statuses.items():
         index.record(status, str(path))
     index.finish_recording()
@@ -59,11 +60,11 @@ def test_abandoned_run_keeps_the_previous_baseline(tmp_path: Path) -> None:
     f.write_bytes(b"1")
     db = tmp_path / "idx.db"
     run(db, {f: "A"}, None)
-    index = DatasetIndex(db)
+    index = DatasetIndex(db, archive_path)
     index.record("A", str(tmp_path / "other"))
     index.abandon()
     index.close()
-    index = DatasetIndex(db)
+    index = DatasetIndex(db, archive_path)
     assert index.previous_archive() == "a1" and index.count("SELECT count(*) FROM prev") == 1
     index.close()
 
@@ -76,7 +77,7 @@ def test_a_path_listed_twice_counts_once_with_its_last_status(tmp_path: Path) ->
     f = tmp_path / "grows"
     f.write_bytes(b"1")
     db = tmp_path / "idx.db"
-    index = DatasetIndex(db)
+    index = DatasetIndex(db, archive_path)
     index.record("A", str(f))
     index.record("E", str(f))  # borg prints the status before reading; a failure follows as a 2nd line
     index.finish_recording()
@@ -94,7 +95,7 @@ def test_fingerprints_settle_same_size_changes_without_borg(tmp_path: Path) -> N
 
     def one_run(statuses: dict[Path, str], previous: str | None, max_file: int = 1 << 20,
                 from_borg_list: dict[Path, bytes] | None = None):  # noqa: ANN202
-        index = DatasetIndex(db)
+        index = DatasetIndex(db, archive_path)
         fingerprints = Fingerprinter(max_file=max_file)
         index.start_fingerprints(fingerprints)
         for path, status in statuses.items():
@@ -148,7 +149,7 @@ def test_a_file_that_moves_after_it_was_announced_gets_no_fingerprint(tmp_path: 
     run(db, {f: "A"}, None)
     for moves in (False, True):
         os.utime(f, ns=(9, 9 + moves))  # same size, metadata moved: a candidate
-        index = DatasetIndex(db)
+        index = DatasetIndex(db, archive_path)
         fingerprints = Fingerprinter()
         index.start_fingerprints(fingerprints)
         index.record("M", str(f))

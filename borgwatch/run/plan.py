@@ -1,0 +1,51 @@
+"""A job's run, resolved once from the configuration before anything runs: names, globs, durations, the
+stages to run. Frozen: the stages read it, nothing changes it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from borgwatch.borg import argv as borg_argv
+from borgwatch.config.load import parse_duration
+from borgwatch.config.schema import Config, JobConfig
+from borgwatch.model import DiffMode, Stage
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    job_name: str
+    job: JobConfig
+    host: str
+    archive: str  # the archive this run creates
+    glob: str  # matches exactly the archives of this job (prune, baseline listing)
+    lock_wait: int
+    warnings: str  # the warning policy: warning | success | error
+    max_age_seconds: float | None
+    check_every_seconds: float | None
+    index_path: Path  # the dataset index; used unless dataset_diff is off
+    overlap: str | None  # another job whose archives the glob matches: prune must not run
+    stages: tuple[Stage, ...]  # the stages configured, in order
+
+    @property
+    def diff_mode(self) -> str:
+        return self.job.dataset_diff
+
+
+def plan_job(config: Config, job_name: str, host: str, state_dir: Path) -> JobPlan:
+    job = config.jobs[job_name]
+    glob = borg_argv.archive_glob(job, job_name, host)
+    stages = [Stage.CREATE]
+    if job.dataset_diff != DiffMode.OFF:
+        stages.append(Stage.DIFF)
+    stages += [stage for stage, on in ((Stage.PRUNE, job.prune), (Stage.COMPACT, job.compact),
+                                       (Stage.CHECK, job.check)) if on]
+    return JobPlan(
+        job_name=job_name, job=job, host=host, archive=borg_argv.render_name(job.archive_name, job_name, host),
+        glob=glob, lock_wait=job.lock_wait or config.lock_wait, warnings=job.warnings,
+        max_age_seconds=parse_duration(job.max_age) if job.max_age else None,
+        check_every_seconds=parse_duration(job.check.every) if job.check and job.check.every else None,
+        index_path=state_dir / f"{job_name}.files.db",
+        overlap=borg_argv.overlapping_job(glob, config.jobs, job_name, host) if job.prune else None,
+        stages=tuple(stages),
+    )

@@ -1,0 +1,57 @@
+"""The borg facts the run stages ask for (parsers, exit-code rules, path syntax), on recorded borg 1.4 output."""
+
+from __future__ import annotations
+
+import json
+
+from helpers.workspace import ROOT
+
+from borgwatch.borg.exitcodes import check_status, completed
+from borgwatch.borg.paths import archive_path, path_pattern
+from borgwatch.borg.results import (
+    archive_names,
+    content_changed_paths,
+    message_path,
+    problem_level,
+    regular_files,
+)
+
+DATA = ROOT / "tests" / "data" / "borg14"
+
+
+def test_archive_names_in_borgs_order_and_garbage_is_none() -> None:
+    assert archive_names((DATA / "list-archives.stdout").read_bytes()) == ["home-1", "home-2"]
+    assert archive_names(b"") == []
+    assert archive_names(b"not json") is None and archive_names(b'{"archives": [{}]}') is None
+
+
+def test_regular_files_of_a_recorded_listing() -> None:
+    files = dict(regular_files((DATA / "list-items.stdout").read_bytes().splitlines()))
+    assert len(files) == 3 and all(path.endswith(("f0", "f1", "f2")) for path in files)
+    assert set(files.values()) == {7}  # "file N\n"
+    assert not any(path.startswith("/") for path in files)  # archive paths
+
+
+def test_content_changed_paths_ignore_metadata_only_changes() -> None:
+    lines = [{"path": "a", "changes": [{"type": "modified", "added": 3, "removed": 0}]},
+             {"path": "b", "changes": [{"type": "modified", "added": 0, "removed": 0}]},
+             {"path": "c", "changes": [{"type": "mode", "old_mode": "x", "new_mode": "y"}]}]
+    stdout = ("\n".join(json.dumps(line) for line in lines) + "\nnoise\n").encode()
+    assert list(content_changed_paths(stdout)) == ["a"]
+
+
+def test_check_reports_damage_with_rc_1() -> None:
+    assert check_status(1) == "error" and check_status(0) == "success" and check_status(143) == "interrupted"
+    assert completed(0) and completed(1) and completed(107) and not completed(2) and not completed(137)
+
+
+def test_problem_levels_skip_borgs_output_loggers() -> None:
+    assert problem_level("WARNING", "borg.archiver") == "warning"
+    assert problem_level("CRITICAL", "borg.archiver") == "error"
+    assert problem_level("ERROR", "borg.output.show-rc") is None and problem_level("INFO", "borg") is None
+    assert message_path("/x/y: stat: gone") == "/x/y" and message_path("Repository x: gone") == ""
+
+
+def test_path_syntax() -> None:
+    assert archive_path("/home/x") == "home/x" and archive_path("./rel/y") == "rel/y"
+    assert path_pattern("/home/a b") == "pf:home/a b"
