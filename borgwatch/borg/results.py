@@ -151,6 +151,21 @@ def content_changed_paths(stdout: bytes) -> Iterator[str]:
             yield str(obj.get("path", ""))
 
 
+def diff_verdicts(stdout: bytes) -> Iterator[tuple[str, str]]:
+    """``borg diff --json-lines --content-only`` -> (archive path, "added" | "removed" | "modified") of the
+    paths whose existence or content changed."""
+    for line in stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        kinds = {str(c.get("type", "")) for c in obj.get("changes", ()) if isinstance(c, dict)}
+        if "added" in kinds or "removed" in kinds:
+            yield str(obj.get("path", "")), "added" if "added" in kinds else "removed"
+        elif diff_changed_content(obj):
+            yield str(obj.get("path", "")), "modified"
+
+
 def problem_level(level: str, logger: str) -> str | None:
     """A ``--log-json`` message's level and logger -> "warning" | "error" | None (not a problem).
     borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages."""

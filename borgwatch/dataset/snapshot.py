@@ -11,10 +11,11 @@ whatever the file count, and the diff is a merge of two sorted tables, never a P
   file(s) of the run (``Cache.commit`` drops them), a file changed while read (``C``), another name of a
   hard-linked file (``h``), a special file read with ``--read-special``.
 
-Names are matched between runs by borg's key where both sides have one, else by the path key. A match
-whose content identity is missing on one side (an unbridged file on either side) is *undecided*: the
-caller decides those few paths another way (``undecided_paths``). What cannot be matched safely (a file
-borg knew but did not memorize, whose previous key is unknown) is a *doubt*: the caller falls back.
+Names are matched between runs by borg's key where both sides have one, else by the path key, else (an
+unbridged file, rewritten in place) by inode. A match whose content identity is missing on one side is
+*undecided*, and so is an unpaired unbridged file while some previous name went unmatched (it may hide
+under a key only borg can compute): the caller has borg judge those few paths (``undecided_paths``,
+``settle``). Anything borg's verdict contradicts is a *doubt*: the caller falls back for the run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import hashlib
 import os
 import sqlite3
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,7 @@ class SnapshotDiff:
     removed: int = 0
     modified: int = 0
     unchanged: int = 0
-    undecided: int = 0  # matched names whose content only the caller can judge
+    undecided: int = 0  # matched names whose content only borg can judge (``undecided_paths``, ``settle``)
     doubt: str = ""  # why the counts cannot be trusted ("" when they can)
 
 
@@ -162,16 +163,18 @@ def diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
             f"CREATE TEMP TABLE pn AS {_NAMES.format(s='prev')};"
             "CREATE INDEX temp.cn_k ON cn(k); CREATE INDEX temp.cn_p ON cn(p);"
             "CREATE INDEX temp.pn_k ON pn(k); CREATE INDEX temp.pn_p ON pn(p);"
-            # each current name's previous one: by borg's key, else by path key, else (a file borg knew, M,
-            # but did not memorize: rewritten in place) the one previous U name of the same inode
-            "CREATE TEMP TABLE pairs AS SELECT cn.rowid AS c, coalesce("
-            "(SELECT pn.rowid FROM pn WHERE cn.k IS NOT NULL AND pn.k = cn.k), "
-            "(SELECT pn.rowid FROM pn WHERE cn.p IS NOT NULL AND pn.p = cn.p), "
-            "(SELECT min(pn.rowid) FROM pn WHERE cn.k IS NULL AND cn.status = 'M' AND pn.p IS NULL "
-            "AND pn.inode = cn.inode HAVING count(*) = 1)) AS p FROM cn;"
+            # each current name's previous one: by borg's key, else by path key, else (a file borg did not
+            # memorize, so its key is unknown: rewritten in place) the one previous U name of the same inode
+            "CREATE TEMP TABLE pairs AS SELECT c, coalesce(pk, pp, pi) AS p, "
+            "(pk IS NULL AND pp IS NULL AND pi IS NOT NULL) AS via_inode FROM (SELECT cn.rowid AS c, "
+            "(SELECT pn.rowid FROM pn WHERE cn.k IS NOT NULL AND pn.k = cn.k) AS pk, "
+            "(SELECT pn.rowid FROM pn WHERE cn.p IS NOT NULL AND pn.p = cn.p) AS pp, "
+            "(SELECT min(pn.rowid) FROM pn WHERE cn.k IS NULL AND pn.p IS NULL AND pn.inode = cn.inode "
+            "HAVING count(*) = 1) AS pi FROM cn);"
             "DROP TABLE IF EXISTS temp.undecided;"
-            "CREATE TEMP TABLE undecided AS SELECT cn.path FROM pairs JOIN cn ON cn.rowid = pairs.c "
-            "JOIN pn ON pn.rowid = pairs.p WHERE cn.digest IS NULL OR pn.digest IS NULL;"
+            "CREATE TEMP TABLE undecided AS SELECT cn.path AS path, "
+            "CASE WHEN via_inode THEN 'inode' ELSE 'content' END AS kind FROM pairs "
+            "JOIN cn ON cn.rowid = pairs.c JOIN pn ON pn.rowid = pairs.p WHERE cn.digest IS NULL OR pn.digest IS NULL;"
         )
         out = SnapshotDiff()
         row = db.execute(
@@ -180,19 +183,17 @@ def diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
             "AND cn.digest != pn.digest), "
             "count(*) FILTER (WHERE cn.digest IS NOT NULL AND cn.digest = pn.digest), "
             "count(*) FILTER (WHERE pairs.p IS NOT NULL AND (cn.digest IS NULL OR pn.digest IS NULL)), "
-            "count(DISTINCT pairs.p), count(pairs.p), "
-            # borg knew the file (M; C and h do not say) but memorized nothing under a key this run can see, and
-            # no previous name has its path or inode: its previous record, if any, hides under a key only borg
-            # can compute
-            "count(*) FILTER (WHERE pairs.p IS NULL AND cn.status IN ('M','C','h') AND cn.k IS NULL) "
+            "count(DISTINCT pairs.p), count(pairs.p) "
             "FROM pairs JOIN cn ON cn.rowid = pairs.c LEFT JOIN pn ON pn.rowid = pairs.p").fetchone()
-        out.added, out.modified, out.unchanged, out.undecided, distinct, paired, hidden = row
+        out.added, out.modified, out.unchanged, out.undecided, distinct, paired = row
         out.removed = db.execute("SELECT count(*) FROM pn").fetchone()[0] - distinct
         if distinct != paired:
             out.doubt = "two names of this run match one name of the previous run"
-        elif hidden:
-            out.doubt = (f"{hidden} file(s) borg knew but did not memorize cannot be matched with the previous "
-                         "run's files")
+        elif out.removed or db.execute("SELECT 1 FROM pairs WHERE via_inode LIMIT 1").fetchone():
+            # an unpaired file borg did not memorize may be a removed name under a key only borg can compute
+            # (another borg dropped it from the shared cache): borg must confirm it is new
+            db.execute("INSERT INTO temp.undecided SELECT cn.path, 'new' FROM pairs JOIN cn ON cn.rowid = pairs.c "
+                       "WHERE pairs.p IS NULL AND cn.k IS NULL")
         return out
     finally:
         db.executescript("DROP TABLE IF EXISTS temp.pairs; DROP TABLE IF EXISTS temp.cn; "
@@ -201,6 +202,27 @@ def diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
 
 
 def undecided_paths(cur: Snapshot) -> Iterator[bytes]:
-    """Paths (as borg listed them this run) of the names the last ``diff`` left undecided."""
+    """Paths (as borg listed them this run) the last ``diff`` left for borg to judge: the content of a pair
+    whose one side has no chunk digest, and whether an unpaired unmemorized file is really new."""
     for (path,) in cur.db.execute("SELECT path FROM temp.undecided ORDER BY path"):
         yield path
+
+
+def settle(cur: Snapshot, found: SnapshotDiff, verdicts: Mapping[bytes, str]) -> None:
+    """Apply borg diff's verdicts (listed path -> "added" | "removed" | "modified"; absent: unchanged) on
+    the undecided paths of the last ``diff``. A verdict that contradicts the pairing is a doubt."""
+    for path, kind in cur.db.execute("SELECT path, kind FROM temp.undecided"):
+        verdict = verdicts.get(path, "")
+        if kind == "new":
+            if verdict != "added":
+                found.doubt = found.doubt or f"borg does not confirm {os.fsdecode(path)!r} as a new file"
+        elif kind == "inode" and verdict == "added":  # a reused inode: a new file, and its partner was removed
+            found.added += 1
+            found.removed += 1
+        elif verdict in ("added", "removed"):
+            found.doubt = found.doubt or f"borg diff contradicts the pairing of {os.fsdecode(path)!r}"
+        elif verdict == "modified":
+            found.modified += 1
+        else:
+            found.unchanged += 1
+    found.undecided = 0

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, undecided_paths
+from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle, undecided_paths
 
 
 def _st(ino: int, size: int, ctime: int) -> os.stat_result:
@@ -55,10 +55,27 @@ def test_a_modified_newest_file_pairs_by_inode_with_its_previous_record(tmp_path
     assert list(undecided_paths(cur)) == [b"/b"]
 
 
-def test_a_known_file_that_cannot_be_paired_is_a_doubt(tmp_path: Path) -> None:
+def test_an_unpaired_unmemorized_file_must_be_confirmed_new_by_borg(tmp_path: Path) -> None:
     prev = _snap(tmp_path, "1", [(1, "a", 11), (2, "b", 12)], [])
     cur = _snap(tmp_path, "2", [(1, "a", 11)], [("M", "/b", 77)])  # replaced by rename: another inode
-    assert "cannot be matched" in diff(prev, cur).doubt
+    found = diff(prev, cur)
+    assert found == SnapshotDiff(added=1, removed=1, unchanged=1) and list(undecided_paths(cur)) == [b"/b"]
+    settle(cur, found, {b"/b": "modified"})  # borg: /b was there before, so it is no new file
+    assert "does not confirm" in found.doubt
+    confirmed = diff(prev, cur)
+    settle(cur, confirmed, {b"/b": "added"})
+    assert confirmed == SnapshotDiff(added=1, removed=1, unchanged=1)
+
+
+def test_settle_applies_borgs_verdicts_and_refuses_a_contradiction(tmp_path: Path) -> None:
+    prev = _snap(tmp_path, "1", [(1, "a", 11)], [("A", "/a", 11), ("A", "/n", 19), ("A", "/m", 18)])
+    cur = _snap(tmp_path, "2", [(1, "a", 11), (9, "n", 19), (8, "m", 18)], [("A", "/n", 19), ("A", "/m", 18)])
+    found = diff(prev, cur)
+    settle(cur, found, {b"/n": "modified"})
+    assert found == SnapshotDiff(modified=1, unchanged=2)
+    found = diff(prev, cur)
+    settle(cur, found, {b"/n": "added"})
+    assert "contradicts" in found.doubt
 
 
 def test_hard_link_followers_and_changed_while_read_are_undecided_by_path(tmp_path: Path) -> None:
@@ -96,3 +113,12 @@ def test_create_replaces_a_planted_symlink_without_following_it(tmp_path: Path) 
     (tmp_path / "snap").symlink_to(victim)
     Snapshot.create(tmp_path / "snap").seal()
     assert victim.read_text() == "keep me" and not (tmp_path / "snap").is_symlink()
+
+
+def test_a_reused_inode_pairs_until_borg_says_the_file_is_new(tmp_path: Path) -> None:
+    prev = _snap(tmp_path, "1", [(1, "a", 11), (2, "gone", 12)], [])
+    cur = _snap(tmp_path, "2", [(1, "a", 11)], [("A", "/newest", 12)])  # /gone removed, its inode reused
+    found = diff(prev, cur)
+    assert found == SnapshotDiff(unchanged=1, undecided=1)
+    settle(cur, found, {b"/newest": "added"})
+    assert found == SnapshotDiff(added=1, removed=1, unchanged=1)
