@@ -105,3 +105,26 @@ def test_a_deleted_borg_cache_and_a_suffix_fall_back_or_stay_exact(tmp_path: Pat
     for cache in (repo.base_dir / ".cache" / "borg").glob("*/files*"):
         cache.unlink()
     _check(job.run(), Counts(unchanged=30))
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_paths_excludes_a_directory_replaced_by_a_file_and_a_lost_state(tmp_path: Path, borg: str) -> None:
+    import shutil
+
+    repo = make_repo(tmp_path, borg)
+    src, more = tmp_path / "src", tmp_path / "more"
+    _tree(src)
+    more.mkdir()
+    (more / "m").write_bytes(b"m\n")
+    job = CacheJob(repo, tmp_path / "state" / "job", [src])
+    job.run()
+    job.paths.append(more)  # a source path added
+    job.extra += ["--exclude", str(src / "d2" / "f0")]  # and an exclude
+    _check(job.run(), Counts(added=1, removed=1, unchanged=29))
+    shutil.rmtree(src / "d0")
+    (src / "d0").write_bytes(b"a file now\n")
+    _check(job.run(), Counts(added=1, removed=10, unchanged=20))
+    shutil.rmtree(job.state)
+    step = job.run()
+    assert step.method == "fallback: no previous snapshot" and step.truth == Counts(unchanged=21)
+    _check(job.run(), Counts(unchanged=21))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from borgwatch.borg.argv import FILES_CACHE_FILTER
 from borgwatch.borg.paths import archive_path
-from borgwatch.borg.results import diff_changed_content, diff_verdicts
+from borgwatch.borg.results import diff_verdicts
 from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
 from borgwatch.run.filesdiff import FilesCacheRun
 from helpers.borg import Repo
@@ -92,23 +92,17 @@ class CacheJob:
         paths = {archive_path(os.fsdecode(p)): p for p in undecided_paths(rec.snapshot)}
         verdicts: dict[bytes, str] = {}
         if paths:
-            out = self._borg("diff", "--json-lines", "--content-only", f"{self.repo.path}::{self.previous}",
-                             archive, *(f"pf:{p}" for p in paths)).stdout
+            out = self._borg("diff", "--json-lines", f"{self.repo.path}::{self.previous}", archive,
+                             *(f"pf:{p}" for p in paths)).stdout
             verdicts = {paths[p]: v for p, v in diff_verdicts(out) if p in paths}
         settle(rec.snapshot, found, verdicts)
 
     def truth(self, old: str, new: str) -> Counts:
-        out = self._borg("diff", "--json-lines", "--content-only", f"{self.repo.path}::{old}", new).stdout
+        """borg diff between the archives (not --content-only: it is blind to a directory replaced by a file)."""
+        out = self._borg("diff", "--json-lines", f"{self.repo.path}::{old}", new).stdout
         counts = Counts()
-        for line in out.splitlines():
-            obj = json.loads(line)
-            kinds = [c.get("type") for c in obj.get("changes", ())]
-            if "added" in kinds:
-                counts.added += 1
-            elif "removed" in kinds:
-                counts.removed += 1
-            elif "modified" in kinds and diff_changed_content(obj):
-                counts.modified += 1
+        for _, verdict in diff_verdicts(out):
+            setattr(counts, verdict, getattr(counts, verdict) + 1)
         listing = self._borg("list", "--json-lines", f"{self.repo.path}::{new}").stdout
         files = sum(1 for line in listing.splitlines() if json.loads(line).get("type") in ("-", "h"))
         counts.unchanged = files - counts.added - counts.modified

@@ -103,3 +103,16 @@ def test_an_unknown_format_is_one_line_never_a_traceback(tmp_path: Path, content
 def test_a_missing_cache_says_why(tmp_path: Path) -> None:
     with pytest.raises(FilesCacheError, match="does not exist"):
         list(read_entries(tmp_path / "files"))
+
+
+def test_diff_verdicts_see_a_directory_replaced_by_a_file_and_skip_metadata() -> None:
+    from borgwatch.borg.results import diff_verdicts
+
+    lines = [{"path": "d0", "changes": [{"type": "mode", "old_mode": "drwxr-xr-x", "new_mode": "-rw-r--r--"}]},
+             {"path": "f", "changes": [{"type": "mode", "old_mode": "-rw-r--r--", "new_mode": "lrwxrwxrwx"}]},
+             {"path": "c", "changes": [{"type": "mode", "old_mode": "-rw-r--r--", "new_mode": "-rw-------"}]},
+             {"path": "n", "changes": [{"type": "added", "size": 3}]},
+             {"path": "m", "changes": [{"type": "modified", "added": 3, "removed": 3}]},
+             {"path": "t", "changes": [{"type": "modified", "added": 0, "removed": 0}]}]  # 1.2: metadata only
+    stdout = "\n".join(json.dumps(line) for line in lines).encode()
+    assert list(diff_verdicts(stdout)) == [("d0", "added"), ("f", "removed"), ("n", "added"), ("m", "modified")]
