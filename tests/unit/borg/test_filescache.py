@@ -116,3 +116,18 @@ def test_diff_verdicts_see_a_directory_replaced_by_a_file_and_skip_metadata() ->
              {"path": "t", "changes": [{"type": "modified", "added": 0, "removed": 0}]}]  # 1.2: metadata only
     stdout = "\n".join(json.dumps(line) for line in lines).encode()
     assert list(diff_verdicts(stdout)) == [("d0", "added"), ("f", "removed"), ("n", "added"), ("m", "modified")]
+
+
+def test_create_lists_only_what_the_files_cache_diff_needs_and_extra_args_can_refuse_it() -> None:
+    from borgwatch.borg import argv
+    from borgwatch.config.load import parse_config
+
+    job = parse_config('[jobs.home]\nrepository = "/r"\npaths = ["/home"]\n').jobs["home"]
+    a = argv.create("borg", job, "x", 1, list_files=True, list_filter=argv.FILES_CACHE_FILTER)
+    assert a[a.index("--list") + 1:a.index("--list") + 3] == ["--filter", "AMEhC"]
+    assert "--filter" not in argv.create("borg", job, "x", 1, list_files=False, list_filter="AMEhC")
+    assert "--filter" in argv.files_cache_refusal(["--filter", "AME"])
+    assert "--filter" in argv.files_cache_refusal(["--filter=AME"])
+    assert "disabled" in argv.files_cache_refusal(["--files-cache=disabled"])
+    assert argv.files_cache_refusal(["--files-cache", "mtime,size"]) == ""
+    assert argv.files_cache_mode(["--files-cache", "mtime,size"]) == "mtime,size"
