@@ -155,11 +155,18 @@ def base(borg: str, command: str, lock_wait: int, repository: str | None = None,
     return argv + _repo(repository, version) if repository is not None else argv
 
 
+# The lines the files-cache diff needs: every file borg read (A, M, C), another name of a hard-linked file
+# (h), and errors (E); the U lines, one per unchanged file, are the cost it avoids.
+FILES_CACHE_FILTER = "AMEhC"
+
+
 def create(borg: str, job: JobConfig, archive: str, lock_wait: int, list_files: bool,
-           progress: bool = False, *, version: BorgVersion | None = None) -> list[str]:
+           progress: bool = False, *, version: BorgVersion | None = None, list_filter: str = "") -> list[str]:
     argv = [*base(borg, "create", lock_wait, job.repository, version), "--json"]
     if list_files:
         argv.append("--list")
+        if list_filter:
+            argv += ["--filter", list_filter]
     if progress:
         argv.append("--progress")
     if job.compression:
@@ -177,6 +184,27 @@ def create(borg: str, job: JobConfig, archive: str, lock_wait: int, list_files: 
     argv += job.extra_args
     argv += [*_located(job.repository, archive, version), *job.paths]
     return argv
+
+
+def files_cache_mode(extra_args: list[str]) -> str:
+    """The ``--files-cache`` mode ``extra_args`` set ("" when borg's default, ctime,size,inode)."""
+    mode = ""
+    for i, arg in enumerate(extra_args):
+        if arg == "--files-cache" and i + 1 < len(extra_args):
+            mode = extra_args[i + 1]
+        elif arg.startswith("--files-cache="):
+            mode = arg.split("=", 1)[1]
+    return mode
+
+
+def files_cache_refusal(extra_args: list[str]) -> str:
+    """Why the files-cache diff cannot read a create run with ``extra_args`` ("" when it can)."""
+    if any(a == "--filter" or a.startswith("--filter=") for a in extra_args):
+        return "extra_args sets --filter, which hides listing lines the files-cache diff needs"
+    mode = files_cache_mode(extra_args)
+    if "disabled" in mode:
+        return f"extra_args sets --files-cache={mode}"
+    return ""
 
 
 _KEEP_RULES = ("keep_minutely", "keep_hourly", "keep_daily", "keep_weekly", "keep_monthly", "keep_yearly")

@@ -35,6 +35,9 @@ class Feature(StrEnum):
     REPOSITORY_TOTALS = "repository-totals"  # cache.stats (unique/total sizes) in create/info --json
     FILES_STATS = "files-stats"  # create --json stats.files_stats: item count per status letter
     MODERN_EXIT_CODES = "modern-exit-codes"  # specific codes (73 lock timeout, 100+ warnings)
+    # <cache>/files[.SUFFIX]: msgpack (path_hash, (age, inode, size, cmtime, chunk_ids)) per regular file;
+    # 2.0 keeps one per archive series with another entry shape (borg/filescache.py refuses it for now)
+    FILES_CACHE_V1 = "files-cache-v1"
 
 
 V1_2: Key = (1, 2, 0, _FINAL, 0)
@@ -58,6 +61,7 @@ FEATURES: dict[Feature, tuple[Key, Key | None]] = {
     Feature.REPOSITORY_TOTALS: (V1_2, V2_0A),
     Feature.FILES_STATS: (V2_0A, None),
     Feature.MODERN_EXIT_CODES: (V1_4, None),  # 1.4 only with BORG_EXIT_CODES=modern, which build_env sets
+    Feature.FILES_CACHE_V1: (V1_2, V2_0A),
 }
 
 # The dialect a builder speaks when its caller names no version: borg 1.4, the project's default borg.

@@ -151,6 +151,28 @@ def content_changed_paths(stdout: bytes) -> Iterator[str]:
             yield str(obj.get("path", ""))
 
 
+def diff_verdicts(stdout: bytes) -> Iterator[tuple[str, str]]:
+    """``borg diff --json-lines`` -> (archive path, "added" | "removed" | "modified") of the regular files
+    whose existence or content changed (without ``--content-only``: a type change is a mode change)."""
+    for line in stdout.splitlines():
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        changes = [c for c in obj.get("changes", ()) if isinstance(c, dict)]
+        kinds = {str(c.get("type", "")) for c in changes}
+        # a regular file where a directory (symlink, FIFO) was, or the reverse: only a mode change to borg,
+        # and none at all with --content-only
+        retyped = [(str(c.get("old_mode", " "))[:1], str(c.get("new_mode", " "))[:1]) for c in changes
+                   if c.get("type") == "mode"]
+        if "added" in kinds or "removed" in kinds:
+            yield str(obj.get("path", "")), "added" if "added" in kinds else "removed"
+        elif retyped and retyped[0][0] != retyped[0][1] and "-" in retyped[0]:
+            yield str(obj.get("path", "")), "added" if retyped[0][1] == "-" else "removed"
+        elif diff_changed_content(obj):
+            yield str(obj.get("path", "")), "modified"
+
+
 def problem_level(level: str, logger: str) -> str | None:
     """A ``--log-json`` message's level and logger -> "warning" | "error" | None (not a problem).
     borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages."""

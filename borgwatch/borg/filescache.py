@@ -1,0 +1,94 @@
+"""borg's files cache, read after a create: which regular files borg memorized, with their content chunk ids.
+
+borg 1.2 and 1.4 keep one files cache per repository, ``<cache path>/files`` (``files.SUFFIX`` with
+``BORG_FILES_CACHE_SUFFIX``; ``create --json`` names the cache path): a msgpack stream of
+``(path_hash, (age, inode, size, cmtime, chunk_ids))``, bytes written as msgpack raw. ``path_hash`` is the
+repository key's id hash of the absolute path, ``cmtime`` nanoseconds (ctime or mtime, per
+``--files-cache``; a "bigint" bytes value where it exceeds int64). After a committed create, ``age == 0``
+marks the files of that run that borg memorized, less the ones whose cmtime is not older than the newest
+cmtime it memorized (``Cache.commit``); the caller accounts for those from the ``--list`` lines.
+
+It is borg's internal format: anything this module does not recognise raises ``FilesCacheError`` (one
+line), and the caller falls back to the listing method. borg 2 keeps one cache per archive series with
+another entry shape: ``locate`` refuses it until that dialect is written here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.version import BorgVersion
+
+KEY_BYTES = 16  # of borg's 32-byte path hash: collisions need ~2**64 files
+DIGEST_BYTES = 16  # blake2b of the ordered chunk ids: the file's content identity in this repository
+READ_SIZE = 1 << 16
+
+# key, content digest, inode, size, cmtime_ns
+Entry = tuple[bytes, bytes, int, int, int]
+
+
+class FilesCacheError(Exception):
+    """The files cache cannot vouch for this run (``str()`` is one line saying why)."""
+
+
+def cache_name(env: Mapping[str, str]) -> str:
+    suffix = env.get("BORG_FILES_CACHE_SUFFIX", "")
+    return f"files.{suffix}" if suffix else "files"
+
+
+def locate(create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | None) -> Path:
+    """The files cache the create that printed ``create_stdout`` (``--json``) saved, with borg's environment."""
+    if version is not None and not available(Feature.FILES_CACHE_V1, version):
+        raise FilesCacheError(f"borg {version.text} keeps a files cache per archive series, which borgwatch "
+                              "does not read yet")
+    try:
+        data: dict[str, Any] = json.loads(create_stdout)
+        cache_path, repo_id = data["cache"]["path"], data["repository"]["id"]
+    except (ValueError, KeyError, TypeError):
+        raise FilesCacheError("borg create --json names no cache path") from None
+    if not isinstance(cache_path, str) or not isinstance(repo_id, str) or not cache_path:
+        raise FilesCacheError("borg create --json names no cache path")
+    return Path(cache_path) / cache_name(env)
+
+
+def read_entries(path: Path, max_age: int = 0) -> Iterator[Entry]:
+    """Stream the entries of age ≤ ``max_age``; one tuple at a time, nothing kept."""
+    import msgpack  # borg's own dependency; only the files-cache diff needs it
+
+    try:
+        with open(path, "rb") as fd:
+            unpacker = msgpack.Unpacker(fd, raw=True, use_list=False, read_size=READ_SIZE, strict_map_key=False)
+            for item in unpacker:
+                entry = _entry(item, max_age)
+                if entry is not None:
+                    yield entry
+    except FileNotFoundError:
+        raise FilesCacheError(f"borg's files cache {path} does not exist (--files-cache=disabled, or another "
+                              "BORG_FILES_CACHE_SUFFIX?)") from None
+    except OSError as exc:
+        raise FilesCacheError(f"cannot read borg's files cache {path} ({exc.strerror})") from None
+    except (ValueError, msgpack.UnpackException) as exc:
+        raise FilesCacheError(f"borg's files cache {path} is not in a format borgwatch knows ({exc})") from None
+
+
+def _entry(item: Any, max_age: int) -> Entry | None:
+    try:
+        path_hash, (age, inode, size, cmtime, chunk_ids) = item
+    except (TypeError, ValueError):
+        raise ValueError("an entry is not (path_hash, (age, inode, size, cmtime, chunk_ids))") from None
+    if not isinstance(path_hash, bytes) or len(path_hash) != 32 or not isinstance(age, int):
+        raise ValueError("an entry has no 32-byte path hash and integer age")
+    if age > max_age:
+        return None
+    if isinstance(cmtime, bytes):  # borg's bigint: little-endian two's complement beyond int64
+        cmtime = int.from_bytes(cmtime, "little", signed=True)
+    if not (isinstance(inode, int) and isinstance(size, int) and isinstance(cmtime, int)
+            and isinstance(chunk_ids, tuple) and all(isinstance(c, bytes) for c in chunk_ids)):
+        raise ValueError("an entry has a field of an unknown type")
+    digest = hashlib.blake2b(b"".join(chunk_ids), digest_size=DIGEST_BYTES).digest()
+    return path_hash[:KEY_BYTES], digest, inode, size, cmtime

@@ -1,0 +1,133 @@
+"""borg's files cache as borgwatch reads it, written by real borg 1.4 (venv) and 1.2 (Debian)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from helpers.borg import Repo, borg_binaries, make_repo
+
+from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
+from borgwatch.borg.version import BorgVersion
+
+
+def _newest(path: Path, others: list[Path]) -> None:
+    """Give ``path`` a ctime later than every other file's (borg never memorizes the newest one)."""
+    while os.lstat(path).st_ctime_ns <= max(os.lstat(p).st_ctime_ns for p in others):
+        path.chmod(0o640 if path.stat().st_mode & 0o7 else 0o644)
+
+
+def _create(repo: Repo, name: str, src: Path, env: dict[str, str] | None = None) -> bytes:
+    done = subprocess.run([repo.borg, "create", "--json", f"{repo.path}::{name}", str(src)],
+                          env={**repo.env(), **(env or {})}, capture_output=True, stdin=subprocess.DEVNULL,
+                          timeout=300, check=True)
+    return done.stdout
+
+
+def _tree(tmp: Path) -> tuple[Path, dict[str, Path]]:
+    src = tmp / "src"
+    src.mkdir()
+    files = {n: src / n for n in ("a", "b", "c", "newest")}
+    files["a"].write_bytes(b"same content\n" * 100)
+    files["b"].write_bytes(b"same content\n" * 100)
+    files["c"].write_bytes(b"other content\n" * 7)
+    files["newest"].write_bytes(b"x")
+    _newest(files["newest"], [files[n] for n in "abc"])
+    return src, files
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_age_zero_entries_are_the_files_borg_memorized_less_the_newest(tmp_path: Path, borg: str) -> None:
+    repo = make_repo(tmp_path, borg)
+    src, files = _tree(tmp_path)
+    stdout = _create(repo, "a1", src)
+    path = locate(stdout, repo.env(), None)
+    assert path.name == "files" and path.parent.name == json.loads(stdout)["repository"]["id"]
+    entries = list(read_entries(path))
+    by_inode = {inode: (key, digest, size, cmtime) for key, digest, inode, size, cmtime in entries}
+    assert len(entries) == 3 and len({e[0] for e in entries}) == 3
+    assert set(by_inode) == {os.lstat(files[n]).st_ino for n in "abc"}  # "newest" is not memorized
+    for n in "abc":
+        st = os.lstat(files[n])
+        assert by_inode[st.st_ino][2:] == (st.st_size, st.st_ctime_ns)
+    digest = {n: by_inode[os.lstat(files[n]).st_ino][1] for n in "abc"}
+    assert digest["a"] == digest["b"] != digest["c"]  # the chunk ids are the content's identity
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_a_file_gone_ages_and_the_suffix_names_another_cache(tmp_path: Path, borg: str) -> None:
+    repo = make_repo(tmp_path, borg)
+    src, files = _tree(tmp_path)
+    _create(repo, "a1", src)
+    c_inode = os.lstat(files["c"]).st_ino
+    files["c"].unlink()
+    _newest(files["newest"], [files["a"], files["b"]])
+    path = locate(_create(repo, "a2", src), repo.env(), None)
+    assert {e[2] for e in read_entries(path)} == {os.lstat(files[n]).st_ino for n in "ab"}
+    assert c_inode in {e[2] for e in read_entries(path, max_age=1)}  # kept by borg until BORG_FILES_CACHE_TTL
+
+    suffixed = {"BORG_FILES_CACHE_SUFFIX": "job2"}
+    other = locate(_create(repo, "b1", src, suffixed), suffixed, None)
+    assert other.name == "files.job2" and other.parent == path.parent
+    assert {e[2] for e in read_entries(other)} == {os.lstat(files[n]).st_ino for n in "ab"}
+
+
+def test_borg2_is_refused_with_one_line() -> None:
+    with pytest.raises(FilesCacheError, match="per archive series") as err:
+        locate(b'{"cache": {"path": "/x"}, "repository": {"id": "ab"}}', {}, BorgVersion(2, 0, 0, "2.0.0b14"))
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("stdout", [b"", b"not json", b'{"archive": {}}', b'{"cache": {"path": ""}, '
+                                    b'"repository": {"id": "ab"}}'])
+def test_a_create_without_a_cache_path_is_refused(stdout: bytes) -> None:
+    with pytest.raises(FilesCacheError, match="no cache path"):
+        locate(stdout, {}, BorgVersion(1, 4, 0, "1.4.0"))
+
+
+@pytest.mark.parametrize("content", [b"\x93\x01\x02\x03", b"\x92\xc4\x02ab\x95\x00\x01\x02\x03\x90",
+                                     b"\x92\xc4\x20" + b"k" * 32 + b"\x95\x00\x01\x02\x03\x91\x05"])
+def test_an_unknown_format_is_one_line_never_a_traceback(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "files"
+    path.write_bytes(content)
+    with pytest.raises(FilesCacheError, match="not in a format borgwatch knows") as err:
+        list(read_entries(path))
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_cache_says_why(tmp_path: Path) -> None:
+    with pytest.raises(FilesCacheError, match="does not exist"):
+        list(read_entries(tmp_path / "files"))
+
+
+def test_diff_verdicts_see_a_directory_replaced_by_a_file_and_skip_metadata() -> None:
+    from borgwatch.borg.results import diff_verdicts
+
+    lines = [{"path": "d0", "changes": [{"type": "mode", "old_mode": "drwxr-xr-x", "new_mode": "-rw-r--r--"}]},
+             {"path": "f", "changes": [{"type": "mode", "old_mode": "-rw-r--r--", "new_mode": "lrwxrwxrwx"}]},
+             {"path": "c", "changes": [{"type": "mode", "old_mode": "-rw-r--r--", "new_mode": "-rw-------"}]},
+             {"path": "n", "changes": [{"type": "added", "size": 3}]},
+             {"path": "m", "changes": [{"type": "modified", "added": 3, "removed": 3}]},
+             {"path": "t", "changes": [{"type": "modified", "added": 0, "removed": 0}]}]  # 1.2: metadata only
+    stdout = "\n".join(json.dumps(line) for line in lines).encode()
+    assert list(diff_verdicts(stdout)) == [("d0", "added"), ("f", "removed"), ("n", "added"), ("m", "modified")]
+
+
+def test_create_lists_only_what_the_files_cache_diff_needs_and_extra_args_can_refuse_it() -> None:
+    from borgwatch.borg import argv
+    from borgwatch.config.load import parse_config
+
+    job = parse_config('[jobs.home]\nrepository = "/r"\npaths = ["/home"]\n').jobs["home"]
+    a = argv.create("borg", job, "x", 1, list_files=True, list_filter=argv.FILES_CACHE_FILTER)
+    assert a[a.index("--list") + 1:a.index("--list") + 3] == ["--filter", "AMEhC"]
+    assert "--filter" not in argv.create("borg", job, "x", 1, list_files=False, list_filter="AMEhC")
+    assert "--filter" in argv.files_cache_refusal(["--filter", "AME"])
+    assert "--filter" in argv.files_cache_refusal(["--filter=AME"])
+    assert "disabled" in argv.files_cache_refusal(["--files-cache=disabled"])
+    assert argv.files_cache_refusal(["--files-cache", "mtime,size"]) == ""
+    assert argv.files_cache_mode(["--files-cache", "mtime,size"]) == "mtime,size"
