@@ -240,6 +240,10 @@ def drills(report: Report) -> Chart | None:
     if not jobs:
         return None
     fig, (cov, rto) = plt.subplots(1, 2, figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    targets = {j.drill.coverage_objective for j in jobs if j.drill}
+    if len(targets) == 1:  # the usual case: one target line for all jobs
+        (target,) = targets
+        cov.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target ({target:.0%})")
     fig.suptitle("Restore drills: how much was proven restorable, and how long a full restore takes",
                  fontsize=13, x=0.01, ha="left", fontweight="bold")
     for job in jobs:
@@ -247,8 +251,9 @@ def drills(report: Report) -> Chart | None:
         assert d is not None
         line, = cov.step([_dt(t) for t, _ in d.coverage], [v for _, v in d.coverage], where="post",
                          label=job.name, linewidth=1.5)
-        cov.axhline(d.coverage_objective, color=line.get_color(), linestyle="--", linewidth=1,
-                    label=f"{job.name} target ({d.coverage_objective:.0%})")
+        if len(targets) > 1:
+            cov.axhline(d.coverage_objective, color=line.get_color(), linestyle="--", linewidth=1,
+                        label=f"{job.name} target ({d.coverage_objective:.0%})")
         rto.step([_dt(t) for t, _ in d.rto], [v / 3600 for _, v in d.rto], where="post", label=job.name,
                  color=line.get_color(), linewidth=1.5)
     for ax, title, ylabel in ((cov, "Files verified by drills in 30 days", "share of the archive's files"),
