@@ -30,6 +30,7 @@ ASSETS: dict[str, str] = {
     # SLOs: objectives, indicators and error-budget burn alerts (the report reads the same objectives)
     "slo-rules": "borgwatch-slo-rules.yml",
     "slo-rules-test": "borgwatch-slo-rules.test.yml",
+    "slo-rules-drills-test": "borgwatch-slo-rules.drills.test.yml",  # hourly over 45 days: 30-day windows
     # restore drills (`borgwatch drill`): their alerts and the alerts' unit tests
     "drill-rules": "borgwatch-drill-rules.yml",
     "drill-rules-test": "borgwatch-drill-rules.test.yml",

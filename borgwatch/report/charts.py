@@ -235,7 +235,49 @@ def checks(report: Report) -> Chart | None:
                  _png(fig))
 
 
+def drills(report: Report) -> Chart | None:
+    jobs = [j for j in report.jobs if j.drill]
+    if not jobs:
+        return None
+    fig, (cov, rto) = plt.subplots(1, 2, figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    targets = {j.drill.coverage_objective for j in jobs if j.drill}
+    if len(targets) == 1:  # the usual case: one target line for all jobs
+        (target,) = targets
+        cov.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target ({target:.0%})")
+    fig.suptitle("Restore drills: how much was proven restorable, and how long a full restore takes",
+                 fontsize=13, x=0.01, ha="left", fontweight="bold")
+    for job in jobs:
+        d = job.drill
+        assert d is not None
+        line, = cov.step([_dt(t) for t, _ in d.coverage], [v for _, v in d.coverage], where="post",
+                         label=job.name, linewidth=1.5)
+        if len(targets) > 1:
+            cov.axhline(d.coverage_objective, color=line.get_color(), linestyle="--", linewidth=1,
+                        label=f"{job.name} target ({d.coverage_objective:.0%})")
+        rto.step([_dt(t) for t, _ in d.rto], [v / 3600 for _, v in d.rto], where="post", label=job.name,
+                 color=line.get_color(), linewidth=1.5)
+    for ax, title, ylabel in ((cov, "Files verified by drills in 30 days", "share of the archive's files"),
+                              (rto, "Estimated time to restore everything", "hours")):
+        ax.set_title(title, fontsize=11)
+        ax.set_ylabel(ylabel)
+        ax.grid(True, axis="y", alpha=0.3)
+        for side in ("top", "right"):
+            ax.spines[side].set_visible(False)
+        ax.set_xlim(_dt(report.since), _dt(report.until))
+        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b", tz=UTC))
+        ax.set_xlabel("date (UTC)")
+        ax.set_ylim(bottom=0)
+    cov.yaxis.set_major_formatter(PercentFormatter(1.0))
+    cov.legend(fontsize=8, loc="upper left")
+    rto.legend(fontsize=8, loc="upper left")
+    return Chart("restore-drills", "Restore drills",
+                 "Left: the share of each archive's files that drills restored and verified within 30 days, against "
+                 "its target (dashed). Right: how long restoring the whole archive would take at the last drill's "
+                 "restore rate.", _png(fig))
+
+
 def all_charts(report: Report) -> list[Chart]:
     charts = [attainment(report), freshness(report), age(report), runs_by_day(report), duration(report),
-              added_bytes(report), churn(report), repository(report), checks(report)]
+              added_bytes(report), churn(report), repository(report), checks(report), drills(report)]
     return [c for c in charts if c is not None]

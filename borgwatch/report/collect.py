@@ -19,6 +19,8 @@ OBJECTIVES = {  # report field -> recording rule in borgwatch-slo-rules.yml (the
     "runs": "borgwatch:slo_run_success_objective",
     "integrity": "borgwatch:slo_check_objective",
     "check_max_age": "borgwatch:slo_check_max_age_seconds",
+    "drill_freshness": "borgwatch:slo_drill_freshness_objective",
+    "drill_coverage": "borgwatch:slo_drill_coverage_objective",
 }
 CHURN = ("added", "modified", "removed")
 
@@ -30,6 +32,43 @@ class Run:
     duration: float | None
     added_bytes: float | None
     churn: dict[str, float]
+
+
+@dataclass
+class DrillReport:
+    """Restore drills of one job: freshness as a time-slice SLO, coverage and RTO estimate as sampled."""
+
+    freshness: TimeSlo
+    max_age: float
+    coverage_objective: float
+    coverage: Points  # (t, share of the archive's files verified by drills within 30 days)
+    rto: Points  # (t, estimated seconds to restore the whole archive)
+    successes: list[float]  # times of successful drills in the period
+
+    @property
+    def coverage_last(self) -> float | None:
+        return self.coverage[-1][1] if self.coverage else None
+
+    @property
+    def coverage_min(self) -> float | None:
+        return min(v for _, v in self.coverage) if self.coverage else None
+
+    @property
+    def coverage_met(self) -> bool | None:
+        last = self.coverage_last
+        return None if last is None else last >= self.coverage_objective
+
+    @property
+    def rto_last(self) -> float | None:
+        return self.rto[-1][1] if self.rto else None
+
+    @property
+    def rto_max(self) -> float | None:
+        return max(v for _, v in self.rto) if self.rto else None
+
+    @property
+    def met(self) -> bool:
+        return self.freshness.attainment >= self.freshness.objective and self.coverage_met is not False
 
 
 @dataclass
@@ -46,6 +85,7 @@ class JobReport:
     repository_bytes: Points
     run_list: list[Run] = field(default_factory=list)
     checks: list[float] = field(default_factory=list)  # times of successful checks in the period
+    drill: DrillReport | None = None  # None: the job ran no restore drill (no borgwatch_drill_* series)
 
     @property
     def name(self) -> str:
@@ -163,6 +203,10 @@ def collect(client: PromClient, since: float, until: float, jobs: list[str], now
     churn = _by_key_label(rng("borgwatch_dataset_files", 'change=~"added|modified|removed"'), "change")
     repo = _by_key(rng("borgwatch_repository_unique_compressed_bytes"))
     checks = _by_key(rng("borgwatch_check_last_success_timestamp_seconds"))
+    drill_max_age = _by_key(rng("borgwatch_drill_max_age_seconds"))
+    drill_ok = _by_key(rng("borgwatch_drill_last_success_timestamp_seconds"))
+    coverage = _by_key(rng("borgwatch_drill_coverage_ratio"))
+    rto = _by_key(rng("borgwatch_drill_rto_estimate_seconds"))
     objectives, source = _objectives(client, sel, until, now)
 
     reports = []
@@ -188,8 +232,21 @@ def collect(client: PromClient, since: float, until: float, jobs: list[str], now
             run_list=_runs(counters, run_end.get(key, []), duration.get(key, []), added.get(key, []),
                            churn.get(key, {})),
             checks=check_times,
+            drill=_drill(drill_ok.get(key, []), drill_max_age.get(key), coverage.get(key, []), rto.get(key, []),
+                         obj, since, until),
         ))
     return Report(since, until, client.shown_url, source, reports)
+
+
+def _drill(ok: Points, max_age: Points | None, coverage: Points, rto: Points, obj: dict[str, float],
+           since: float, until: float) -> DrillReport | None:
+    """Drill freshness exactly as backup freshness (a job whose drills never passed is stale from its first
+    drill); coverage and RTO as the textfile reported them during the period."""
+    if not max_age:
+        return None
+    observed, breaches = stale_intervals(ok, max_age, since, until)
+    return DrillReport(TimeSlo(obj["drill_freshness"], observed, breaches), max_age[-1][1], obj["drill_coverage"],
+                       coverage, rto, sorted({s for _, s in ok if since < s <= until}))
 
 
 def _objectives(client: PromClient, sel: str, until: float, now: float) -> tuple[dict, str]:

@@ -17,7 +17,7 @@ import jinja2
 from borgwatch import __version__
 from borgwatch.errors import UserError
 from borgwatch.report.charts import Chart
-from borgwatch.report.collect import JobReport, Report
+from borgwatch.report.collect import DrillReport, JobReport, Report
 from borgwatch.report.slo import RunSlo, TimeSlo, fmt_duration, fmt_time
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
@@ -58,12 +58,31 @@ def _headline(report: Report) -> str:
     def ok(j: JobReport) -> bool:
         runs_ok = j.runs.attainment is None or j.runs.attainment >= j.runs.objective
         check_ok = j.integrity is None or j.integrity.attainment >= j.integrity.objective
-        return j.freshness.attainment >= j.freshness.objective and runs_ok and check_ok
+        drill_ok = j.drill is None or j.drill.met
+        return j.freshness.attainment >= j.freshness.objective and runs_ok and check_ok and drill_ok
     missed = [j.name for j in report.jobs if not ok(j)]
     if not missed:
         return f"All {len(report.jobs)} backup jobs met their targets."
     return (f"{len(report.jobs) - len(missed)} of {len(report.jobs)} backup jobs met all their targets; "
             f"missed: {', '.join(missed)}.")
+
+
+def _hours(seconds: float | None) -> str:
+    return "–" if seconds is None else fmt_duration(seconds)
+
+
+def _drill_row(j: JobReport, d: DrillReport) -> dict:
+    allowed = (1 - d.freshness.objective) * d.freshness.observed_seconds
+    return {
+        "job": j.name, "host": j.instance, "count": len(d.successes),
+        "fresh": _pct(d.freshness.attainment), "fresh_target": _pct(d.freshness.objective),
+        "fresh_class": _cls(d.freshness.attainment, d.freshness.objective),
+        "budget": _budget(d.freshness.budget_remaining, d.freshness.bad_seconds, allowed),
+        "coverage": _pct(d.coverage_last), "coverage_min": _pct(d.coverage_min),
+        "coverage_target": _pct(d.coverage_objective),
+        "coverage_class": _cls(d.coverage_last, d.coverage_objective),
+        "rto": _hours(d.rto_last), "rto_max": _hours(d.rto_max),
+    }
 
 
 def html(report: Report, charts: list[Chart], generated: float) -> str:
@@ -79,9 +98,16 @@ def html(report: Report, charts: list[Chart], generated: float) -> str:
                "overdue": fmt_duration(j.integrity.bad_seconds) if j.integrity.bad_seconds else "never",
                "last": fmt_time(j.check_age[-1][0] - j.check_age[-1][1]) if j.check_age else "–"}
               for j in report.jobs if j.integrity]
+    drills = [_drill_row(j, j.drill) for j in report.jobs if j.drill]
+    drill_breaches = sorted(({"job": j.name, "host": j.instance, "start": fmt_time(b.start),
+                              "end": "still stale" if b.ongoing else fmt_time(b.end),
+                              "length": fmt_duration(b.seconds), "t": b.start}
+                             for j in report.jobs if j.drill for b in j.drill.freshness.breaches),
+                            key=lambda b: b["t"])
     return env.get_template("report.html.j2").render(
         period=f"{fmt_time(report.since)} – {fmt_time(report.until)}", jobs=report.jobs, rows=rows,
-        headline=_headline(report), breaches=breaches, checks=checks,
+        headline=_headline(report), breaches=breaches, checks=checks, drills=drills,
+        drill_breaches=drill_breaches, undrilled=[j.name for j in report.jobs if not j.drill],
         check_limit=" / ".join(sorted({f"{j.check_max_age / 86400:g} days" for j in report.jobs if j.integrity})),
         objectives_from=report.objectives_from,
         charts=[{"name": c.name, "title": c.title, "caption": c.caption,
@@ -103,6 +129,17 @@ def _run_slo(slo: RunSlo) -> dict[str, Any]:
             "total": slo.total, "good": slo.good, "by_status": slo.by_status}
 
 
+def _drill_json(j: JobReport) -> dict[str, Any] | None:
+    d = j.drill
+    if d is None:
+        return None
+    return {"backup_job": j.job, "instance": j.instance, "max_age_seconds": d.max_age,
+            "freshness": _time_slo(d.freshness), "successes": d.successes,
+            "coverage": {"objective": d.coverage_objective, "last": d.coverage_last, "min": d.coverage_min,
+                         "met": d.coverage_met},
+            "rto_estimate_seconds": {"last": d.rto_last, "max": d.rto_max}}
+
+
 def as_json(report: Report) -> dict[str, Any]:
     fleet_fresh = _time_slo(report.fleet_freshness())
     assert fleet_fresh is not None
@@ -120,7 +157,8 @@ def as_json(report: Report) -> dict[str, Any]:
                                 "added_bytes": r.added_bytes, "files": r.churn} for r in j.run_list]}
                  for j in report.jobs],
         "fleet": {"freshness": fleet_fresh, "runs": _run_slo(report.fleet_runs()), "integrity": fleet_check},
-        "restore_drills": None,  # not measured by borgwatch yet
+        # one entry per job that ran restore drills; null when no job of the report did
+        "restore_drills": [_drill_json(j) for j in report.jobs if j.drill] or None,
     }
 
 

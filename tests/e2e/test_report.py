@@ -1,10 +1,12 @@
 """`borgwatch report` against a real Prometheus (TLS + basic auth, 33 backfilled days, SLO rules loaded):
-numbers equal to the ones computed here from the generated runs, the HTML rendered by headless Chromium,
+numbers equal to the ones computed here from the generated runs and restore drills, the HTML rendered by
+headless Chromium,
 PNGs of the expected size, and one clear line for every kind of bad input."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -13,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers.report_data import INSTANCE, Job
+from helpers.report_data import DAY, INSTANCE, SCRAPE, Job
 from helpers.report_prometheus import (
     MEDIA_OBJECTIVE,
     OPENSSL,
@@ -128,7 +130,46 @@ def test_numbers_equal_the_generated_truth(prom: PromServer, rendered: tuple[Pat
     assert data["fleet"]["freshness"]["budget_remaining"] == pytest.approx(1 - fleet_bad / allowed)
     fleet_runs = data["fleet"]["runs"]["by_status"]
     assert fleet_runs == {s: sum(by_job[j]["runs"]["by_status"][s] for j in by_job) for s in fleet_runs}
-    assert data["restore_drills"] is None
+
+
+def first_point(t: float, since: float, until: float) -> float:
+    """The first point of the report's range queries showing a value that appeared at t: the next scrape
+    of the generated data, then the next step of the query (see collect.step_for)."""
+    data_start = until - 33 * DAY - 1800
+    sample = data_start + math.ceil((t - data_start) / SCRAPE) * SCRAPE
+    step = max(60.0, math.ceil((until - since) / 8000 / 60) * 60)
+    return max(since, since + math.ceil((sample - since) / step) * step)
+
+
+def test_restore_drills_equal_the_generated_truth(prom: PromServer, rendered: tuple[Path, dict]) -> None:
+    _, data = rendered
+    drills = {d["backup_job"]: d for d in data["restore_drills"]}
+    drilled = [j for j in prom.jobs if j.drills]
+    assert sorted(drills) == sorted(j.name for j in drilled) == ["etc", "home"]  # media runs none
+    for job in drilled:
+        got = drills[job.name]
+        assert got["instance"] == INSTANCE and got["max_age_seconds"] == job.drill_max_age
+        begin = first_point(job.drills[0].end, prom.since, prom.until)
+        bad = stale(job.drill_successes(), job.drill_max_age, begin, prom.until)
+        bad_seconds = sum(b - a for a, b in bad)
+        fresh = got["freshness"]
+        assert fresh["objective"] == pytest.approx(0.95)
+        assert fresh["observed_seconds"] == prom.until - begin
+        assert [(b["start"], b["end"]) for b in fresh["breaches"]] == bad
+        assert fresh["attainment"] == pytest.approx(1 - bad_seconds / (prom.until - begin), abs=1e-9)
+        assert fresh["budget_remaining"] == pytest.approx(1 - bad_seconds / (0.05 * (prom.until - begin)), abs=1e-9)
+        assert got["successes"] == [d.end for d in job.drills if d.ok and prom.since < d.end <= prom.until]
+        # in force during the period: the last drill before it began, and every drill within it
+        shown = [d for d in job.drills if prom.since < d.end <= prom.until]
+        shown = [d for d in job.drills if d.end <= prom.since][-1:] + shown
+        assert got["coverage"] == {"objective": pytest.approx(0.1), "last": shown[-1].coverage,
+                                   "min": min(d.coverage for d in shown), "met": shown[-1].coverage >= 0.1}
+        assert got["rto_estimate_seconds"] == {"last": shown[-1].rto, "max": max(d.rto for d in shown)}
+    # the known breach: home's drill failed for 4 mornings, which is more than its 30-day budget
+    (breach,) = drills["home"]["freshness"]["breaches"]
+    assert breach["seconds"] > 0.05 * (prom.until - prom.since) and drills["home"]["freshness"]["budget_remaining"] < 0
+    assert not drills["etc"]["freshness"]["breaches"] and drills["etc"]["freshness"]["attainment"] == 1
+    assert drills["home"]["coverage"]["min"] < 0.1 <= drills["home"]["coverage"]["last"]
 
 
 def test_one_run_per_generated_run_with_its_gauges(prom: PromServer, rendered: tuple[Path, dict]) -> None:
@@ -146,7 +187,8 @@ def test_files_and_pngs(rendered: tuple[Path, dict]) -> None:
     out, _ = rendered
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == sorted(["slo-attainment.png", "freshness.png", "backup-age.png", "runs-by-day.png",
-                           "duration.png", "bytes-added.png", "churn.png", "repository-size.png", "checks.png"])
+                           "duration.png", "bytes-added.png", "churn.png", "repository-size.png", "checks.png",
+                           "restore-drills.png"])
     for name in pngs:
         with Image.open(out / name) as img:
             img.load()
@@ -181,6 +223,8 @@ def test_chromium_renders_the_report(rendered: tuple[Path, dict], tmp_path: Path
                           f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom", (out / "report.html").as_uri()],
                          capture_output=True, text=True, timeout=120)
     assert dom.returncode == 0 and 'id="chart-slo-attainment"' in dom.stdout and "home" in dom.stdout
+    for part in ('id="drills"', 'id="drill-breaches"', "No restore drills: media"):
+        assert part in dom.stdout, part
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
@@ -196,6 +240,9 @@ def test_job_filter_and_json_only(prom: PromServer, tmp_path: Path) -> None:
     proc = report(prom, "--json", "--job", "media", "--job", "etc")
     assert proc.returncode == 0, proc.stderr
     assert sorted(j["backup_job"] for j in json.loads(proc.stdout)["jobs"]) == ["etc", "media"]
+    assert [d["backup_job"] for d in json.loads(proc.stdout)["restore_drills"]] == ["etc"]
+    proc = report(prom, "--json", "--job", "media")
+    assert proc.returncode == 0 and json.loads(proc.stdout)["restore_drills"] is None  # no job of it drills
 
 
 # ------------------------------------------------------------------ bad input: one line, no traceback, nothing written

@@ -1,4 +1,5 @@
-"""Demo data for the report tests: 33 days of borgwatch series of three nightly jobs with known breaches,
+"""Demo data for the report tests: 33 days of borgwatch series of three nightly jobs with known breaches
+(and weekly restore drills of two of them),
 as OpenMetrics text for ``promtool tsdb create-blocks-from openmetrics``, plus the truth it was made from
 (every run with its end time and result) so that tests compute the expected numbers on their own."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from borgwatch.drill.metrics import DRILL_SPECS
 from borgwatch.metrics.specs import SPECS
 
 DAY = 86400
@@ -14,6 +16,7 @@ SCRAPE = 240  # seconds between samples: within Prometheus' 5-minute lookback
 INSTANCE = "nas:9100"
 MAX_AGE = {"home": 26 * 3600, "etc": 26 * 3600, "media": 30 * 3600}
 CHECK_EVERY = {"home": 7, "etc": 7}  # days between check stages; media runs none
+DRILL_MAX_AGE = {"home": 8 * DAY, "etc": 8 * DAY}  # weekly drills after the night's run; media drills never
 
 
 @dataclass
@@ -27,10 +30,23 @@ class Run:
 
 
 @dataclass
+class Drill:
+    end: float
+    ok: bool
+    coverage: float
+    rto: float  # estimated seconds to restore the whole archive
+
+
+@dataclass
 class Job:
     name: str
     max_age: int
     runs: list[Run] = field(default_factory=list)
+    drills: list[Drill] = field(default_factory=list)
+    drill_max_age: int | None = None
+
+    def drill_successes(self) -> list[float]:
+        return [d.end for d in self.drills if d.ok]
 
     def successes(self) -> list[float]:
         return [r.end for r in self.runs if r.status in ("success", "warning")]
@@ -70,8 +86,23 @@ def make_jobs(end: float, days: int = 33, seed: int = 7) -> list[Job]:
             job.runs.append(Run(start + duration, status, duration, rng.randint(10**6, 5 * 10**8), churn, check))
             if (name, d) == ("etc", 17):
                 job.runs.append(Run(start + duration + 1800, "success", 900, 10**6, churn))
+        if name in DRILL_MAX_AGE:
+            job.drill_max_age = DRILL_MAX_AGE[name]
+            _drills(job, first_day, days, rng)
         jobs.append(job)
     return jobs
+
+
+def _drills(job: Job, first_day: int, days: int, rng: random.Random) -> None:
+    """A drill at 05:00 every 7th day; home's drill of day 9 fails, is retried every morning and passes on
+    day 13 (stale from day 10 on: more than its budget)."""
+    coverage = 0.0
+    for d in range(2 if job.name == "home" else 4, days, 7):
+        for day in ([9, 10, 11, 12, 13] if (job.name, d) == ("home", 9) else [d]):
+            ok = not (job.name == "home" and 9 <= day < 13)
+            coverage = min(1.0, coverage + rng.uniform(0.03, 0.08)) if ok else coverage
+            job.drills.append(Drill(first_day + day * DAY + 5 * 3600 + rng.randint(0, 1800), ok, round(coverage, 4),
+                                    float(rng.randint(2 * 3600, 9 * 3600))))
 
 
 def openmetrics(jobs: list[Job], start: float, end: float) -> str:
@@ -116,11 +147,18 @@ def openmetrics(jobs: list[Job], start: float, end: float) -> str:
                 put("borgwatch_repository_unique_compressed_bytes", repo)
                 for change, n in last.churn.items():
                     put("borgwatch_dataset_files", n, f'change="{change}"')
+            drills = [x for x in job.drills if x.end <= t]
+            if drills and job.drill_max_age is not None:
+                put("borgwatch_drill_max_age_seconds", job.drill_max_age)
+                put("borgwatch_drill_coverage_ratio", drills[-1].coverage)
+                put("borgwatch_drill_rto_estimate_seconds", drills[-1].rto)
+                if ok := [x.end for x in drills if x.ok]:
+                    put("borgwatch_drill_last_success_timestamp_seconds", ok[-1])
         for (name, _), lines in series.items():
             families.setdefault(name, []).extend(lines)
     out = []
     for name, lines in families.items():
-        spec = SPECS[name]  # the real metric names only
+        spec = SPECS.get(name) or DRILL_SPECS[name]  # the real metric names only
         family = name.removesuffix("_total") if spec.kind == "counter" else name
         out.append(f"# HELP {family} {spec.help}\n# TYPE {family} {spec.kind}\n")
         out.append("\n".join(lines) + "\n")

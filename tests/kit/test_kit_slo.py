@@ -1,5 +1,6 @@
 """The SLO rules: promtool lint + unit tests (real promtool), burn-rate tiers that must catch a broken
-rule, conventions shared with the alert rules, and Alertmanager routing of the SLO alerts (real amtool)."""
+rule, the restore-drill SLOs (time slices and coverage) whose unit tests catch a broken rule, conventions
+shared with the alert rules, and Alertmanager routing of the SLO alerts (real amtool)."""
 
 from __future__ import annotations
 
@@ -21,10 +22,14 @@ from helpers.kit_files import (
 )
 from helpers.kit_promql import expand_grafana, known_metric, metric_names
 
+from borgwatch.drill.config import COVERAGE_WINDOW_SECONDS
+from borgwatch.drill.metrics import DRILL_SPECS
 from borgwatch.kit import ASSETS, KIT_DIR, read_asset
 
 SLO_RULES = KIT_DIR / ASSETS["slo-rules"]
 SLO_TEST = KIT_DIR / ASSETS["slo-rules-test"]
+DRILLS_TEST = KIT_DIR / ASSETS["slo-rules-drills-test"]
+DRILL_ALERTS = {"BackupRestoreDrillBudgetBurn", "BackupRestoreDrillCoverageLow"}
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -57,12 +62,43 @@ def test_promtool_unit_tests_pass_and_catch_broken_tiers(tmp_path: Path) -> None
     assert 'backup_job="once"' in got and 'severity="critical"' in got
 
 
+@needs_promtool
+@pytest.mark.slow
+def test_drill_slo_unit_tests_pass() -> None:
+    proc = _promtool("test", "rules", str(DRILLS_TEST))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@needs_promtool
+@pytest.mark.slow
+@pytest.mark.parametrize(("old", "new", "caught"), [
+    # a job whose drills never succeeded must count as stale, not as absent
+    ("          )\n            or\n          0 * borgwatch_drill_max_age_seconds\n", "          )\n",
+     'backup_job="never"'),
+    # the 30-day budget is 5 % (36 h), not twice that
+    ("(1 - borgwatch:slo_drill_freshness_objective)\n          ) > 1\n",
+     "(1 - borgwatch:slo_drill_freshness_objective)\n          ) > 2\n", 'backup_job="broken"'),
+    # a job is judged on coverage only after a whole 30-day window of it
+    ("[1d] offset 29d)", "[1d] offset 1d)", 'backup_job="small"'),
+])
+def test_drill_slo_unit_tests_catch_a_broken_rule(tmp_path: Path, old: str, new: str, caught: str) -> None:
+    rules = read_asset("slo-rules")
+    assert old in rules
+    (tmp_path / SLO_RULES.name).write_text(rules.replace(old, new, 1))
+    (tmp_path / DRILLS_TEST.name).write_text(read_asset("slo-rules-drills-test"))
+    assert _promtool("check", "rules", "--lint=all", "--lint-fatal", str(tmp_path / SLO_RULES.name)).returncode == 0
+    proc = _promtool("test", "rules", str(tmp_path / DRILLS_TEST.name))
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "FAILED" in out and caught in out, out[-2000:]
+
+
 def test_objectives_are_in_one_group_and_label_free() -> None:
     (targets,) = [g for g in yaml.safe_load(read_asset("slo-rules"))["groups"]
                   if g["name"] == "borgwatch-slo-targets"]
     records = {r["record"] for r in targets["rules"]}
     assert records == {"borgwatch:slo_freshness_objective", "borgwatch:slo_run_success_objective",
-                       "borgwatch:slo_check_objective", "borgwatch:slo_check_max_age_seconds"}
+                       "borgwatch:slo_check_objective", "borgwatch:slo_check_max_age_seconds",
+                       "borgwatch:slo_drill_freshness_objective", "borgwatch:slo_drill_coverage_objective"}
     for rule in targets["rules"]:
         assert "labels" not in rule
         assert re.match(r"^[\d.* ]+ \* group by \(instance, job, backup_job\) \(borgwatch_\w+\)$",
@@ -72,24 +108,41 @@ def test_objectives_are_in_one_group_and_label_free() -> None:
         assert not re.search(r"\b0\.9\d*\b", rule["expr"]), rule.get("alert") or rule["record"]
 
 
+def _windows(prefix: str) -> set[str]:
+    return {r["record"].removeprefix(prefix) for r in slo_rules() if r.get("record", "").startswith(prefix)}
+
+
 def test_freshness_ratios_cover_the_issue_and_alert_windows() -> None:
-    windows = {r["record"].rsplit("_", 1)[1] for r in slo_rules()
-               if r.get("record", "").startswith("borgwatch:slo_freshness:ratio_")}
-    assert windows == {"1h", "4h", "6h", "1d", "2d", "3d", "30d"}
+    assert _windows("borgwatch:slo_freshness:ratio_") == {"1h", "4h", "6h", "1d", "2d", "3d", "30d"}
+
+
+def test_drill_freshness_has_the_windows_of_freshness_and_the_sli_of_the_stale_alert() -> None:
+    assert _windows("borgwatch:slo_drill_freshness:ratio_") == _windows("borgwatch:slo_freshness:ratio_")
+    sli = next(r["expr"] for r in slo_rules() if r.get("record") == "borgwatch:slo_drill_freshness_good")
+    stale = read_asset("drill-rules")  # BackupRestoreDrillStale: the same age, limit and never-succeeded case
+    for metric in ("time() - borgwatch_drill_last_success_timestamp_seconds", "borgwatch_drill_max_age_seconds"):
+        assert metric in sli and metric in stale
 
 
 @pytest.mark.parametrize("rule", [r for r in slo_rules() if "alert" in r],
                          ids=lambda r: f"{r['alert']}-{r['labels']['window']}")
 def test_alert_conventions(rule: dict) -> None:
-    assert rule["labels"]["severity"] in {"critical", "warning"} and rule["labels"]["slo"] == "freshness"
+    assert rule["labels"]["severity"] in {"critical", "warning"}
+    assert rule["labels"]["slo"] in {"freshness", "drill_freshness", "drill_coverage"}
     assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
     assert rule["annotations"]["runbook_url"] == RUNBOOK_BASE + github_anchor(rule["alert"])
+    if rule["labels"]["slo"] == "drill_coverage":  # coverage is itself a 30-day share: judged after one window
+        days = COVERAGE_WINDOW_SECONDS // 86400
+        assert rule["labels"]["window"] == f"{days}d"
+        assert f"[1d] offset {days - 1}d)" in rule["expr"]
+        return
     long, short = rule["labels"]["window"].split("/")
     assert f"ratio_{long})" in rule["expr"] and f"ratio_{short})" in rule["expr"]
+    assert rule["labels"]["slo"] == "drill_freshness" or "drill" not in rule["expr"]
 
 
 def test_tiers_page_on_two_misses_and_ticket_on_one() -> None:
-    tiers = {r["labels"]["severity"]: r for r in slo_rules() if "alert" in r}
+    tiers = {r["labels"]["severity"]: r for r in slo_rules() if "alert" in r and r["labels"]["slo"] == "freshness"}
     assert tiers["critical"]["labels"]["window"] == "2d/4h" and tiers["warning"]["labels"]["window"] == "3d/6h"
     factor = {sev: {float(x) for x in re.findall(r"\) > (\d+(?:\.\d+)?)", r["expr"])} for sev, r in tiers.items()}
     objective = float(re.match(r"([\d.]+)", next(r["expr"] for r in slo_rules()
@@ -106,16 +159,28 @@ def test_tiers_page_on_two_misses_and_ticket_on_one() -> None:
 def test_rule_uses_only_existing_metrics(rule: dict) -> None:
     names = metric_names(rule["expr"])
     assert names
-    assert not {n for n in names if not known_metric(n, recorded_names())}
+    assert not {n for n in names if not known_metric(n, recorded_names() | frozenset(DRILL_SPECS))}
+
+
+def _alert_cases(asset: str) -> list[dict]:
+    doc = yaml.safe_load(read_asset(asset))
+    assert doc["rule_files"] == [ASSETS["slo-rules"]]
+    return [c for g in doc["tests"] for c in g.get("alert_rule_test", [])]
 
 
 def test_every_slo_alert_fires_and_stays_quiet_in_the_unit_tests() -> None:
-    doc = yaml.safe_load(read_asset("slo-rules-test"))
-    assert doc["rule_files"] == [ASSETS["slo-rules"]]
-    cases = [c for g in doc["tests"] for c in g.get("alert_rule_test", [])]
+    cases = _alert_cases("slo-rules-test")
+    freshness = slo_alert_names() - DRILL_ALERTS
     fired = {(c["alertname"], a["exp_labels"]["severity"]) for c in cases for a in c["exp_alerts"]}
-    assert fired == {(name, sev) for name in slo_alert_names() for sev in ("critical", "warning")}
-    assert {c["alertname"] for c in cases if not c["exp_alerts"]} == slo_alert_names()
+    assert fired == {(name, sev) for name in freshness for sev in ("critical", "warning")}
+    assert {c["alertname"] for c in cases if not c["exp_alerts"]} == freshness
+    drills = _alert_cases("slo-rules-drills-test")
+    assert slo_alert_names() >= DRILL_ALERTS
+    assert {c["alertname"] for c in drills if c["exp_alerts"]} == DRILL_ALERTS
+    assert {c["alertname"] for c in drills if not c["exp_alerts"]} == DRILL_ALERTS
+    # the jobs within their objective never alert in any case
+    alerted = {a["exp_labels"]["backup_job"] for c in drills for a in c["exp_alerts"]}
+    assert alerted == {"never", "broken", "small", "drops"}
     # the single miss is asserted at its worst moment (just before the next success) without a page
     worst = next(c for c in cases if c["eval_time"] == "4314m")
     assert {(a["exp_labels"]["backup_job"], a["exp_labels"]["severity"]) for a in worst["exp_alerts"]} == {
@@ -136,12 +201,16 @@ ROUTES = str(KIT_DIR / ASSETS["routes"])
 
 @needs_amtool
 @pytest.mark.slow
-@pytest.mark.parametrize(("severity", "receivers", "route"), [
-    ("critical", "opsgenie-primary,sms-fallback,ops-critical-catchall", '{severity="critical"}'),
-    ("warning", "ops-email", '{slo=~".+"}'),
+@pytest.mark.parametrize(("alert", "severity", "receivers", "route"), [
+    ("BackupFreshnessBudgetBurn", "critical", "opsgenie-primary,sms-fallback,ops-critical-catchall",
+     '{severity="critical"}'),
+    ("BackupFreshnessBudgetBurn", "warning", "ops-email", '{slo=~".+"}'),
+    ("BackupRestoreDrillBudgetBurn", "warning", "ops-email", '{slo=~".+"}'),
+    ("BackupRestoreDrillCoverageLow", "warning", "ops-email", '{slo=~".+"}'),
 ])
-def test_slo_alerts_route_into_the_existing_tree(severity: str, receivers: str, route: str) -> None:
-    labels = ["alertname=BackupFreshnessBudgetBurn", f"severity={severity}", "slo=freshness",
+def test_slo_alerts_route_into_the_existing_tree(alert: str, severity: str, receivers: str, route: str) -> None:
+    (rule,) = [r for r in slo_rules() if r.get("alert") == alert and r["labels"]["severity"] == severity]
+    labels = [f"alertname={alert}", *(f"{k}={v}" for k, v in rule["labels"].items()),
               "backup_job=home", "instance=nas:9100"]
     proc = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={ROUTES}",
                            f"--verify.receivers={receivers}", "--tree", *labels],

@@ -52,4 +52,5 @@ def test_durations_for_people(seconds: float, text: str) -> None:
 def test_default_objectives_are_read_from_the_kit_rules_file() -> None:
     from borgwatch.report.collect import default_objectives
     assert default_objectives() == pytest.approx(
-        {"freshness": 0.95, "runs": 0.9, "integrity": 0.99, "check_max_age": 8 * 86400})
+        {"freshness": 0.95, "runs": 0.9, "integrity": 0.99, "check_max_age": 8 * 86400, "drill_freshness": 0.95,
+         "drill_coverage": 0.1})
