@@ -118,7 +118,7 @@ class ArchiveStats:
     name: str
     id: str = ""
     original_bytes: int = 0
-    compressed_bytes: int | None = None  # borg 2 does not report it
+    compressed_bytes: int | None = None  # None where borg lacks Feature.COMPRESSED_SIZE (borg 2)
     deduplicated_bytes: int | None = None
     files: int = 0
     duration_seconds: float = 0.0
