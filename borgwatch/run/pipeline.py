@@ -37,8 +37,6 @@ def run_pipeline(session: RunSession) -> None:
     result.repository = redact(job.repository)
     env: BorgEnv | None = None
     try:
-        plan = plan_job(config, session.job_name, result.host, session.state_dir)
-        result.max_age_seconds = plan.max_age_seconds
         borg = find_borg(config.borg)
         env = build_env(passcommand=job.passcommand, passphrase_file=job.passphrase_file,
                         passphrase_env=job.passphrase_env, extra=job.environment,
@@ -48,9 +46,10 @@ def run_pipeline(session: RunSession) -> None:
         result.repository = redact(job.repository)
         version = detect_version(borg, env.env, session.state_dir)
         result.borg_version = version.text
-        if version.major >= 2:  # the borg layer speaks borg 2 (exec, collect, demo); run's stages not yet
-            raise UserError(f"borg {version.text} is supported by `borgwatch exec`, `collect` and `demo` only so far; "
-                            "`borgwatch run` needs borg 1.2 or 1.4 (set borg = \"/path/to/borg\")")
+        plan = plan_job(config, session.job_name, result.host, session.state_dir, version)
+        result.max_age_seconds = plan.max_age_seconds
+        if plan.diff_off_why:
+            session.problems.append(plan.diff_off_why)
         ctx = StageContext(plan, borg, env, redact, result, session.stop, session.output,
                            on_spawn=session.start_sinks)
         ctx.event(Level.INFO, EventName.RUN_STARTED, f"run of {plan.job_name} started",
