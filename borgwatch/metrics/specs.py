@@ -18,6 +18,21 @@ class MetricSpec:
     source: str  # where the value comes from (for the reference)
 
 
+# What a borg 2 run leaves absent (never zero), and why; the metrics reference prints it per metric.
+BORG2_ABSENT: dict[str, str] = {
+    "borgwatch_archive_compressed_bytes": "absent: borg 2 reports no compressed size",
+    "borgwatch_dataset_files": "absent: the dataset diff is off with borg 2 until it reads borg 2's files cache",
+    "borgwatch_dataset_diff_exact": "absent: the dataset diff is off with borg 2",
+    "borgwatch_repository_unique_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_unique_compressed_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_total_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_total_compressed_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_chunks": "absent: borg 2 reports no repository totals",
+    "borgwatch_archive_deduplicated_bytes": "borg 2: the bytes the archive stored in the repository "
+                                            "(stats.store_stats.backend_store_volume)",
+}
+
+
 def _g(name: str, help: str, labels: tuple[str, ...], source: str) -> MetricSpec:
     return MetricSpec(name, "gauge", help, ("backup_job", *labels), source)
 

@@ -18,6 +18,7 @@ import pytest
 from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
 
 from borgwatch.borg.exitcodes import LOCK_TIMEOUT_RC
+from borgwatch.metrics.specs import BORG2_ABSENT
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,9 @@ def test_first_and_incremental_run_publish_borg2_metrics(workspace2: Workspace) 
     assert ws.value("borgwatch_archive_files") == 60
     assert ws.value("borgwatch_archive_compressed_bytes") is None  # borg 2 does not report it: absent, not 0
     assert ws.value("borgwatch_dataset_files", change="added") is None
+    written = {name for name, _ in ws.metrics()}
+    absent = {name for name, why in BORG2_ABSENT.items() if why.startswith("absent")}
+    assert absent and not absent & written  # docs/metrics.md says what borg 2 leaves absent: it is
     (ws.src / "d0" / "new.bin").write_bytes(b"x" * 100)
     time.sleep(1.05)
     second = ws.run()
