@@ -29,8 +29,9 @@ from borgwatch.borg.events import Event, LogMessage, Text
 from borgwatch.borg.process import BorgProcess, BorgRun
 from borgwatch.borg.version import find_borg
 from borgwatch.commands import console
-from borgwatch.config.schema import Config, JobConfig
-from borgwatch.drill.config import DrillConfig, DrillPlan, drill_configs, load_drill_config, plan
+from borgwatch.config.load import load_config
+from borgwatch.config.schema import Config, DrillConfig, JobConfig
+from borgwatch.drill.config import DrillPlan, plan
 from borgwatch.drill.metrics import merge_into_textfile
 from borgwatch.drill.result import DrillResult, load_record, save_record
 from borgwatch.drill.sample import Coverage, coverage_path
@@ -115,8 +116,7 @@ def ok(run: BorgRun) -> bool:
 
 def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, archive: str | None,
                   as_json: bool) -> int:
-    config = load_drill_config(config_path)
-    drills = drill_configs(config)
+    config = load_config(config_path)
     names = list(config.jobs) if all_jobs else jobs
     if not names:
         raise UserError("name the job(s) to drill, or pass --all")
@@ -125,7 +125,7 @@ def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, arch
             raise UserError(f"unknown job {name!r}; configured jobs: {', '.join(config.jobs) or 'none'}")
     worst, results = 0, []
     for name in names:
-        result, status = drill_job(config, name, plan(drills[name] or DrillConfig()), archive)
+        result, status = drill_job(config, name, plan(config.jobs[name].drill or DrillConfig()), archive)
         worst = worst or status
         if result is None:
             continue
