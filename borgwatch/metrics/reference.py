@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from borgwatch.metrics.specs import BORG2_ABSENT, INVENTORY_METRICS, JOB_METRICS, MetricSpec
+from borgwatch.metrics.specs import BORG2_ABSENT, DRILL_METRICS, INVENTORY_METRICS, JOB_METRICS, MetricSpec
 
 
 def _rows(specs: tuple[MetricSpec, ...], borg2: bool = False) -> list[str]:
@@ -28,6 +28,10 @@ def render_metrics_markdown() -> str:
         "a `job` or `instance` label: Prometheus adds those at scrape time.", "",
         "## Per job: `borgwatch-<job>.prom` (written by `borgwatch run` and `borgwatch exec`)", "",
         *_rows(JOB_METRICS, borg2=True), "",
+        "### The job's last restore drill (same file; written by `borgwatch drill` and the run's drill stage, "
+        "kept by every run)", "", "`result` ∈ verified, mismatched, unreadable; `status` ∈ success, failed, "
+        "error, interrupted.", "",
+        *_rows(DRILL_METRICS), "",
         "## Repository inventory: `borgwatch-inventory-<name>.prom` (written by `borgwatch collect`)", "",
         *_rows(INVENTORY_METRICS), "",
     ])
