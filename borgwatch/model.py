@@ -31,6 +31,7 @@ class Stage(StrEnum):
     PRUNE = "prune"
     COMPACT = "compact"
     CHECK = "check"
+    DRILL = "drill"  # a restore drill when due: its own metrics and record, never the backup's status
     OTHER = "other"  # exec of a borg command that is none of the above
 
 
@@ -88,6 +89,12 @@ class EventName(StrEnum):
     FILE_STATUS = ("file_status", "info", "a file borg added, modified or could not read (log_files)", ("status",))
     BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
                         ("archive", "previous"))
+    DRILL_MISMATCH = ("drill_mismatch", "error", "a restore drill found a file that does not verify (or cannot be "
+                      "restored); one event per file, path and cause in the message", ("archive",))
+    DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (the run's drill stage): the same numbers as "
+                     "the borgwatch_drill_* metrics", ("status", "archive", "seed", "files_verified",
+                                                       "files_mismatched", "files_unreadable", "coverage_ratio",
+                                                       "duration_seconds"))
     RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line, the same numbers as the textfile "
                    "metrics (the Loki sink adds it)",
                    ("status", "exit_code", "duration_seconds", "started_at", "ended_at", "repository", "archive",

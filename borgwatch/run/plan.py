@@ -26,6 +26,7 @@ class JobPlan:
     warnings: str  # the warning policy: warning | success | error
     max_age_seconds: float | None
     check_every_seconds: float | None
+    drill_every_seconds: float | None
     index_path: Path  # the dataset index; used unless dataset_diff is off
     overlap: str | None  # another job whose archives the glob matches: prune must not run
     stages: tuple[Stage, ...]  # the stages configured, in order
@@ -49,13 +50,14 @@ def plan_job(config: Config, job_name: str, host: str, state_dir: Path, version:
     elif job.dataset_diff != DiffMode.OFF:
         stages.append(Stage.DIFF)
     stages += [stage for stage, on in ((Stage.PRUNE, job.prune), (Stage.COMPACT, job.compact),
-                                       (Stage.CHECK, job.check)) if on]
+                                       (Stage.CHECK, job.check), (Stage.DRILL, job.drill)) if on]
     return JobPlan(
         job_name=job_name, job=job, host=host, version=version,
         archive=borg_argv.archive_name(job, job_name, host, version),
         glob=glob, lock_wait=job.lock_wait or config.lock_wait, warnings=job.warnings,
         max_age_seconds=parse_duration(job.max_age) if job.max_age else None,
         check_every_seconds=parse_duration(job.check.every) if job.check and job.check.every else None,
+        drill_every_seconds=parse_duration(job.drill.every) if job.drill else None,
         index_path=state_dir / f"{job_name}.files.db",
         overlap=borg_argv.overlapping_job(glob, config.jobs, job_name, host) if job.prune else None,
         stages=tuple(stages), diff_off_why=diff_off_why,
