@@ -74,7 +74,10 @@ def test_status_shows_the_last_drill(workspace: Workspace) -> None:
     with_drill(ws)
     assert ws.run().returncode == 0
     table = ws.borgwatch("status", "-c", str(ws.config), check=True)
-    assert "drill" in table.stdout and "success" in table.stdout
+    lines = table.stdout.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("JOB") and "DRILL RESULT" in line)
+    assert lines[header + 1].split()[0] == "home" and "success" in lines[header + 1].split()
+    assert "60" in lines[header + 1].split() and "100 %" in lines[header + 1]
     data = json.loads(ws.borgwatch("status", "-c", str(ws.config), "--json", check=True).stdout)
     entry = data[0] if isinstance(data, list) else data["home"]
     assert entry["drill"]["status"] == "success" and entry["drill"]["files_verified"] == 60
