@@ -5,10 +5,12 @@ drill record carried by every run, and `borgwatch status` showing the drill."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 import time
 
 import pytest
-from helpers.workspace import Workspace
+from helpers.workspace import BORGWATCH, Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -81,3 +83,22 @@ def test_status_shows_the_last_drill(workspace: Workspace) -> None:
     data = json.loads(ws.borgwatch("status", "-c", str(ws.config), "--json", check=True).stdout)
     entry = data[0] if isinstance(data, list) else data["home"]
     assert entry["drill"]["status"] == "success" and entry["drill"]["files_verified"] == 60
+
+
+def test_sigterm_in_the_drill_stage_removes_the_restore_and_records_interrupted(workspace: Workspace) -> None:
+    ws = workspace
+    (ws.root / "drilltmp").mkdir()
+    ws.make_slow(6, DRILL.format(tmp=ws.root / "drilltmp") + "max_bytes = 100000000\n")
+    proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not any((ws.root / "drilltmp").iterdir()):  # the drill made its restore directory
+        assert proc.poll() is None and time.monotonic() < deadline, "the drill stage never started"
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    assert not list((ws.root / "drilltmp").iterdir())
+    assert ws.value("borgwatch_drill_status", status="interrupted") == 1
+    assert ws.value("borgwatch_stage_exit_code", stage="create") == 0  # the backup itself was made
