@@ -14,6 +14,7 @@ from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.dataset.index import DatasetIndex, close_quietly, open_index, remove_index
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.model import EventName, Level, Stage, StageResult, Status
+from borgwatch.run.drill_stage import run_drill
 from borgwatch.run.plan import JobPlan, plan_job
 from borgwatch.run.stages import (
     StageContext,
@@ -21,7 +22,6 @@ from borgwatch.run.stages import (
     run_compact,
     run_create,
     run_diff,
-    run_drill,
     run_prune,
     skipped,
     verify_baseline,
