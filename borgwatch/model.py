@@ -31,6 +31,7 @@ class Stage(StrEnum):
     PRUNE = "prune"
     COMPACT = "compact"
     CHECK = "check"
+    DRILL = "drill"  # a restore drill when due: its own metrics and record, never the backup's status
     OTHER = "other"  # exec of a borg command that is none of the above
 
 
@@ -88,6 +89,12 @@ class EventName(StrEnum):
     FILE_STATUS = ("file_status", "info", "a file borg added, modified or could not read (log_files)", ("status",))
     BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
                         ("archive", "previous"))
+    DRILL_MISMATCH = ("drill_mismatch", "error", "a restore drill found a file that does not verify (or cannot be "
+                      "restored); one event per file, path and cause in the message", ("archive",))
+    DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (the run's drill stage): the same numbers as "
+                     "the borgwatch_drill_* metrics", ("status", "archive", "seed", "files_verified",
+                                                       "files_mismatched", "files_unreadable", "coverage_ratio",
+                                                       "duration_seconds"))
     RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line, the same numbers as the textfile "
                    "metrics (the Loki sink adds it)",
                    ("status", "exit_code", "duration_seconds", "started_at", "ended_at", "repository", "archive",
@@ -118,7 +125,7 @@ class ArchiveStats:
     name: str
     id: str = ""
     original_bytes: int = 0
-    compressed_bytes: int | None = None  # borg 2 does not report it
+    compressed_bytes: int | None = None  # None where borg lacks Feature.COMPRESSED_SIZE (borg 2)
     deduplicated_bytes: int | None = None
     files: int = 0
     duration_seconds: float = 0.0
@@ -193,6 +200,66 @@ class SinkReport:
     delivered: int = 0
 
 
+DRILL_STATUSES = ("success", "failed", "error", "interrupted")
+
+
+@dataclass
+class DrillResult:
+    job: str
+    started_at: float
+    seed: int
+    status: str = "error"
+    ended_at: float | None = None
+    archive: str | None = None
+    archive_time: float | None = None  # when borg made the archive (Unix time)
+    archive_files: int = 0
+    archive_bytes: int = 0
+    files_sampled: int = 0
+    files_verified: int = 0
+    bytes_verified: int = 0
+    files_mismatched: int = 0
+    bytes_mismatched: int = 0
+    files_unreadable: int = 0
+    bytes_unreadable: int = 0
+    restored_bytes: int = 0
+    restore_seconds: float = 0.0
+    dry_run_ok: bool | None = None
+    coverage_ratio: float | None = None
+    max_age_seconds: float | None = None
+    last_success_at: float | None = None  # persisted across drills
+    problems: list[str] = field(default_factory=list)  # one line each: the file (or step) and the cause
+    verified_paths: list[str] = field(default_factory=list, repr=False)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.started_at
+
+    @property
+    def throughput_bytes_per_second(self) -> float | None:
+        if self.restored_bytes <= 0 or self.restore_seconds <= 0:
+            return None
+        return self.restored_bytes / self.restore_seconds
+
+    @property
+    def rto_seconds(self) -> float | None:
+        """Time to restore the whole archive at this drill's restore rate."""
+        rate = self.throughput_bytes_per_second
+        return self.archive_bytes / rate if rate and self.archive_bytes else None
+
+    @property
+    def archive_age_seconds(self) -> float | None:
+        if self.archive_time is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.archive_time)
+
+    def as_dict(self) -> dict:
+        data = dataclasses.asdict(self)
+        data.pop("verified_paths")
+        data.update(duration_seconds=self.duration_seconds, archive_age_seconds=self.archive_age_seconds,
+                    throughput_bytes_per_second=self.throughput_bytes_per_second, rto_seconds=self.rto_seconds)
+        return data
+
+
 @dataclass
 class RunResult:
     job: str
@@ -226,6 +293,7 @@ class RunResult:
     sink_dropped_total: dict[str, int] = field(default_factory=dict)  # persisted, by sink
     events: list[RunEvent] = field(default_factory=list)
     events_dropped: int = 0
+    drill: DrillResult | None = None  # the job's last restore drill (this run's drill stage, or the record)
 
     @property
     def duration_seconds(self) -> float:

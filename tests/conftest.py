@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.borg import borg2_binary
 from helpers.workspace import PASSPHRASE, NodeExporter, Workspace, borg_binary, make_tree, start_node_exporter
 
 
@@ -33,6 +34,23 @@ def workspace(tmp_path: Path, borg: str) -> Workspace:
     assert init.returncode == 0, init.stderr
     ws.write_config()
     time.sleep(1.05)  # files newer than the run start are never cached by borg: keep tests deterministic
+    return ws
+
+
+@pytest.fixture
+def workspace2(tmp_path: Path) -> Workspace:
+    """The workspace with borg 2.0.0b23 (skips when it is not installed): a repo-create'd repository."""
+    borg = borg2_binary()
+    if not borg:
+        pytest.skip("borg 2 not installed (set BORGWATCH_TEST_BORG2; scripts/dev setup makes .venv-borg2)")
+    ws = Workspace(tmp_path, borg)
+    make_tree(ws.src)
+    ws.textfile_dir.mkdir()
+    (tmp_path / "pass").write_text(PASSPHRASE + "\n")
+    init = ws.borg_cmd("repo-create", "-r", str(ws.repo), "--encryption", "aes256-ocb")
+    assert init.returncode == 0, init.stderr
+    ws.write_config()
+    time.sleep(3.1)  # borg 2 caches no file changed within 3 s before the backup started
     return ws
 
 

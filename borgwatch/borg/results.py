@@ -173,10 +173,16 @@ def diff_verdicts(stdout: bytes) -> Iterator[tuple[str, str]]:
             yield str(obj.get("path", "")), "modified"
 
 
-def problem_level(level: str, logger: str) -> str | None:
+# borg 2's prune says this at WARNING level after every prune that deleted something (rc 0): advice
+_ADVICE = ('Done. Run "borg compact" to free space.',)
+
+
+def problem_level(level: str, logger: str, message: str = "") -> str | None:
     """A ``--log-json`` message's level and logger -> "warning" | "error" | None (not a problem).
     borg.output.* carries --show-rc / --stats / --list text, which mirror the real messages."""
     if logger.startswith("borg.output.") or level not in ("WARNING", "ERROR", "CRITICAL"):
+        return None
+    if level == "WARNING" and message.strip() in _ADVICE:
         return None
     return "warning" if level == "WARNING" else "error"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from borgwatch.errors import UserError
+from borgwatch.store.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -47,15 +48,7 @@ def detect_version(borg_path: str, env: dict[str, str], cache_dir: Path | None =
     if cache is not None and key:
         body = json.dumps({"key": key, "version": [version.major, version.minor, version.patch, version.text]})
         with contextlib.suppress(OSError):
-            tmp = cache.with_suffix(".tmp")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()  # never write through a symlink planted in state_dir
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            try:
-                os.write(fd, body.encode())
-            finally:
-                os.close(fd)
-            tmp.replace(cache)
+            atomic_write(cache, body.encode(), 0o644)
     return version
 
 

@@ -30,6 +30,7 @@ from borgwatch.borg.version import BorgVersion, detect_version, find_borg
 from borgwatch.errors import EXIT_ERROR, JobLocked, UserError
 from borgwatch.metrics.exposition import build_registry, write_textfile
 from borgwatch.redact import Redactor
+from borgwatch.store.files import atomic_write
 from borgwatch.store.lock import JobLock
 from borgwatch.store.state import ensure_state_dir
 
@@ -82,9 +83,7 @@ def load_previous(state_dir: str | Path, name: str) -> Inventory:
 def save_inventory(state_dir: str | Path, inv: Inventory) -> None:
     path = inventory_path(state_dir, inv.repository)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(inv), sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(asdict(inv), sort_keys=True).encode(), 0o644)
 
 
 def inventory_samples(inv: Inventory) -> list[tuple[str, dict[str, str], float]]:

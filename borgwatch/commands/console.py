@@ -91,6 +91,32 @@ def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, sort_keys=True))
 
 
+def drill_table(rows: list[dict[str, Any]]) -> str:
+    """The restore drills of the jobs that had one (``status_rows``' ``drill`` entries)."""
+    header = ("JOB", "LAST DRILL", "DRILL RESULT", "VERIFIED", "MISMATCHED", "UNREADABLE", "COVERAGE",
+              "LAST DRILL SUCCESS")
+    table = [header]
+    now = time.time()
+    for r in rows:
+        d = r.get("drill")
+        if not d:
+            continue
+        cov = d.get("coverage_ratio")
+        table.append((
+            r["job"], human_age(now - d["started_at"]) + " ago", d.get("status") or "-",
+            str(d.get("files_verified", 0)), str(d.get("files_mismatched", 0)), str(d.get("files_unreadable", 0)),
+            "-" if cov is None else f"{cov * 100:.0f} %",
+            "never" if d.get("last_success_at") is None else human_age(now - d["last_success_at"]) + " ago",
+        ))
+    return _columns(table)
+
+
+def _columns(table: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                     for row in table)
+
+
 def status_table(rows: list[dict[str, Any]]) -> str:
     header = ("JOB", "LAST RUN", "RESULT", "EXIT", "DURATION", "LAST SUCCESS", "MAX AGE", "DATASET +/~/-")
     table = [header]
@@ -111,6 +137,4 @@ def status_table(rows: list[dict[str, Any]]) -> str:
             "-" if r.get("max_age_seconds") is None else human_age(r["max_age_seconds"]),
             f"+{d.get('added', 0)}/~{d.get('modified', 0)}/-{d.get('removed', 0)}" if d else "-",
         ))
-    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-                     for row in table)
+    return _columns(table)

@@ -8,115 +8,28 @@ and never changes the repository.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import os
 import secrets
-import shutil
 import signal
-import socket
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from borgwatch.borg import argv as borg_argv
-from borgwatch.borg import extract as bx
-from borgwatch.borg.env import BorgEnv, build_env
-from borgwatch.borg.events import Event, LogMessage, Text
-from borgwatch.borg.process import BorgProcess, BorgRun
-from borgwatch.borg.version import find_borg
 from borgwatch.commands import console
-from borgwatch.config.schema import Config, JobConfig
-from borgwatch.drill.config import DrillConfig, DrillPlan, drill_configs, load_drill_config, plan
-from borgwatch.drill.metrics import merge_into_textfile
+from borgwatch.config.load import load_config
+from borgwatch.config.schema import Config, DrillConfig
+from borgwatch.drill.config import DrillPlan, plan
+from borgwatch.drill.core import SHOWN_PROBLEMS, STOP_SIGNALS, Stop, drill, summary
 from borgwatch.drill.result import DrillResult, load_record, save_record
-from borgwatch.drill.sample import Coverage, coverage_path
-from borgwatch.drill.verify import verify_against_archive, verify_restored
 from borgwatch.errors import EXIT_ERROR, UserError
-from borgwatch.redact import Redactor
-from borgwatch.sinks.textfile import textfile_path
+from borgwatch.metrics.specs import drill_samples
+from borgwatch.sinks.textfile import TextfileSink
 from borgwatch.store.files import make_dirs
 from borgwatch.store.lock import JobLock
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-MAX_RESTORE_ATTEMPTS = 8  # each failed extract names one damaged file; the next skips it
-SHOWN_PROBLEMS = 10
-TEMP_PREFIX = "borgwatch-drill-"
-
-
-class Interrupted(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class Stop:
-    """Signal handler for the whole drill: remembers the first signal and forwards it to borg."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.current: BorgProcess | None = None
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        self.signum = self.signum or signum
-        if self.current is not None:
-            self.current.signal(signum)
-
-    def check(self) -> None:
-        if self.signum is not None:
-            raise Interrupted(self.signum)
-
-
-@dataclass
-class Borg:
-    """The borg of one drill: binary, environment, repository, lock wait, and what it said."""
-
-    path: str
-    env: BorgEnv
-    repository: str
-    lock_wait: int
-    redact: Redactor
-    stop: Stop
-    errors: list[str] = field(default_factory=list)
-
-    def run(self, argv: list[str], cwd: str | None = None, on_event: Callable[[Event], None] | None = None,
-            stdout_file: BinaryIO | None = None) -> BorgRun:
-        self.stop.check()
-        self.errors = []
-        process = BorgProcess(argv, self.env, cwd=cwd)
-        self.stop.current = process
-
-        def event(ev: Event) -> None:
-            if isinstance(ev, LogMessage) and ev.level in ("ERROR", "CRITICAL"):
-                self.errors.append(self.redact(ev.message.strip()))
-            elif isinstance(ev, Text) and ev.text.strip():
-                self.errors.append(self.redact(ev.text.strip()))
-            if on_event is not None:
-                on_event(ev)
-        try:
-            run = process.run(event, stdout_file=stdout_file)
-        finally:
-            self.stop.current = None
-        self.stop.check()
-        return run
-
-    def why(self, run: BorgRun) -> str:
-        said = self.errors[0] if self.errors else "no message"
-        return f"borg exited {run.returncode}: {said[:300]}"
-
-
-def ok(run: BorgRun) -> bool:
-    """Success or a warning (rc 1, 100-127 with BORG_EXIT_CODES=modern)."""
-    return run.returncode in (0, 1) or 100 <= run.returncode <= 127
+from borgwatch.store.state import load_state
 
 
 def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, archive: str | None,
                   as_json: bool) -> int:
-    config = load_drill_config(config_path)
-    drills = drill_configs(config)
+    config = load_config(config_path)
     names = list(config.jobs) if all_jobs else jobs
     if not names:
         raise UserError("name the job(s) to drill, or pass --all")
@@ -125,7 +38,7 @@ def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, arch
             raise UserError(f"unknown job {name!r}; configured jobs: {', '.join(config.jobs) or 'none'}")
     worst, results = 0, []
     for name in names:
-        result, status = drill_job(config, name, plan(drills[name] or DrillConfig()), archive)
+        result, status = drill_job(config, name, plan(config.jobs[name].drill or DrillConfig()), archive)
         worst = worst or status
         if result is None:
             continue
@@ -156,13 +69,13 @@ def drill_job(config: Config, name: str, drill_plan: DrillPlan, archive: str | N
         result = DrillResult(name, time.time(), drill_plan.seed if drill_plan.seed is not None
                              else secrets.randbits(32), max_age_seconds=drill_plan.max_age_seconds,
                              last_success_at=previous.last_success_at if previous else None)
-        exit_status = _drill(config, name, job, drill_plan, archive, result, previous, stop)
+        exit_status = drill(config, name, job, drill_plan, archive, result, previous, stop)
         result.ended_at = time.time()
         if result.status == "success":
             result.last_success_at = result.ended_at
         save_record(state_dir, result)
         try:
-            merge_into_textfile(textfile_path(config.textfile_dir, name), name, result)
+            write_textfile(config, name, state_dir, result)
         except OSError as exc:
             result.problems.append(f"cannot write metrics to {config.textfile_dir}: {exc.strerror or exc}; "
                                    "create the directory and make it writable for borgwatch's user")
@@ -174,198 +87,17 @@ def drill_job(config: Config, name: str, drill_plan: DrillPlan, archive: str | N
         lock.release()
 
 
-def _drill(config: Config, name: str, job: JobConfig, drill_plan: DrillPlan, archive: str | None,
-           result: DrillResult, previous: DrillResult | None, stop: Stop) -> int:
-    workdir: Path | None = None
-    env: BorgEnv | None = None
-    try:
-        env = build_env(passcommand=job.passcommand, passphrase_file=job.passphrase_file,
-                        passphrase_env=job.passphrase_env, extra=job.environment, base_dir=config.borg_base_dir,
-                        where=f"jobs.{name}")
-        redact = Redactor(env.secrets)
-        borg = Borg(find_borg(config.borg), env, job.repository, job.lock_wait or config.lock_wait, redact, stop)
-        _choose_archive(borg, config, name, job, archive, result)
-        workdir = make_workdir(drill_plan.temp_dir, job.paths)
-        _restore_and_verify(borg, Path(config.state_dir), name, drill_plan, result, previous, workdir)
-        if drill_plan.dry_run_archive:
-            run = borg.run(bx.extract_dry_run(borg.path, borg.repository, result.archive or "", borg.lock_wait))
-            result.dry_run_ok = ok(run)
-            if not result.dry_run_ok:
-                result.problems.append(f"archive {result.archive}: borg extract --dry-run failed: {borg.why(run)}")
-        if not result.files_verified and not result.problems:
-            result.problems.append(f"archive {result.archive}: no file could be verified (all larger than "
-                                   "drill.max_bytes?); raise max_bytes")
-        failed = bool(result.files_mismatched or result.files_unreadable or result.dry_run_ok is False
-                      or not result.files_verified)
-        result.status = "failed" if failed else "success"
-        return EXIT_ERROR if failed else 0
-    except Interrupted as exc:
-        result.status = "interrupted"
-        result.problems.append(f"interrupted by signal {exc.signum}; the temporary directory was removed")
-        return 128 + exc.signum
-    except UserError as exc:
-        result.status = "error"
-        result.problems.append(str(exc))
-        return exc.exit_code
-    finally:
-        if workdir is not None:
-            remove_tree(workdir)
-        if env is not None:
-            env.close()
-
-
-def _choose_archive(borg: Borg, config: Config, name: str, job: JobConfig, archive: str | None,
-                    result: DrillResult) -> None:
-    host = config.hostname or socket.gethostname()
-    glob = None if archive else borg_argv.archive_glob(job, name, host)
-    run = borg.run(borg_argv.list_archives(borg.path, borg.repository, borg.lock_wait, glob=glob))
-    if not ok(run):
-        raise UserError(f"cannot list the archives of {borg.redact(borg.repository)}: {borg.why(run)}; "
-                        "check the repository, its passphrase and the lock_wait")
-    found = bx.find_archive(run.stdout, archive)
-    if found is None:
-        raise UserError(f"archive {archive!r} not found in the repository; list them with `borg list`"
-                        if archive else f"job {name} has no archive yet; run `borgwatch run {name}` first")
-    result.archive, result.archive_time = found
-
-
-def _restore_and_verify(borg: Borg, state_dir: Path, name: str, drill_plan: DrillPlan, result: DrillResult,
-                        previous: DrillResult | None, workdir: Path) -> None:
-    archive = result.archive or ""
-    coverage = Coverage(coverage_path(state_dir, name))
-    try:
-        listing_file = workdir / "listing.jsonl"
-        with open(listing_file, "w+b") as fh:
-            run = borg.run(bx.list_files(borg.path, borg.repository, archive, borg.lock_wait), stdout_file=fh)
-            if not ok(run):
-                raise UserError(f"cannot list archive {archive}: {borg.why(run)}")
-            fh.seek(0)
-            listing = coverage.load_listing(bx.parse_files(fh))
-        listing_file.unlink()
-        result.archive_files, result.archive_bytes = listing.files, listing.bytes
-        if not listing.files:
-            raise UserError(f"archive {archive} holds no regular file to restore; check the job's paths")
-        since = previous.archive_time if previous and previous.archive_time else (
-            (result.archive_time or 0) - drill_plan.every_seconds)
-        sample = coverage.choose(drill_plan, listing, result.seed, int(since * 1_000_000))
-        result.files_sampled = len(sample)
-        restore_dir = workdir / "restore"
-        restore_dir.mkdir(mode=0o700)
-        failed = _extract(borg, archive, [f.path for f in sample], restore_dir, result)
-        verdicts = verify_restored(sample, restore_dir, failed)
-        borg.stop.check()
-        if verdicts.changed:
-            run = borg.run(bx.list_hashes(borg.path, borg.repository, archive, borg.lock_wait,
-                                          [f.path for f, _ in verdicts.changed]))
-            verify_against_archive(verdicts, bx.parse_hashes(run.stdout))
-        result.files_verified = len(verdicts.verified)
-        result.bytes_verified = sum(f.size for f in verdicts.verified)
-        result.files_mismatched = len(verdicts.mismatched)
-        result.bytes_mismatched = sum(f.size for f, _ in verdicts.mismatched)
-        result.files_unreadable = len(verdicts.unreadable)
-        result.bytes_unreadable = sum(f.size for f, _ in verdicts.unreadable)
-        result.problems.extend(verdicts.problems())
-        result.verified_paths = [f.path for f in verdicts.verified]
-        now = time.time()
-        coverage.mark_verified(result.verified_paths, now)
-        result.coverage_ratio = coverage.coverage(now)
-        remove_tree(restore_dir)
-        _restore_paths(borg, archive, drill_plan, coverage, workdir, result)
-    finally:
-        coverage.close()
-
-
-def _extract(borg: Borg, archive: str, paths: list[str], restore_dir: Path, result: DrillResult) -> dict[str, str]:
-    """Restore ``paths``; a failed extract names the file borg was reading, the next attempt goes on
-    without it. Returns {archive path: cause} of the files borg could not restore."""
-    failed: dict[str, str] = {}
-    remaining = paths
-    for _ in range(MAX_RESTORE_ATTEMPTS):
-        if not remaining:
-            break
-        listed: list[str] = []
-        run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, remaining),
-                       cwd=str(restore_dir), on_event=functools.partial(_note_listed, listed))
-        result.restore_seconds += run.duration_seconds
-        if ok(run):
-            break
-        if not listed or listed[-1] in failed:
-            failed.update({p: f"not restored: {borg.why(run)}" for p in remaining})
-            break
-        failed[listed[-1]] = f"borg extract failed on it: {borg.why(run)}"
-        done = set(listed)
-        remaining = [p for p in remaining if p not in done]
-    else:
-        failed.update({p: f"not restored: gave up after {MAX_RESTORE_ATTEMPTS} failed extracts"
-                       for p in remaining if p not in failed})
-    result.restored_bytes += tree_bytes(restore_dir)
-    return failed
-
-
-def _note_listed(listed: list[str], event: Event) -> None:
-    path = bx.listed_path(event)
-    if path is not None:
-        listed.append(path)
-
-
-def _restore_paths(borg: Borg, archive: str, drill_plan: DrillPlan, coverage: Coverage, workdir: Path,
-                   result: DrillResult) -> None:
-    """A full restore of the named source paths, timed: the restore rate behind the RTO estimate."""
-    if not drill_plan.paths:
+def write_textfile(config: Config, name: str, state_dir: Path, drill: DrillResult) -> None:
+    """The job's textfile from its last run's RunResult carrying this drill: the normal textfile path, so
+    the backup's series stay (call under the job's lock)."""
+    state, _ = load_state(state_dir, name)
+    last_run = state.previous_result()
+    if last_run is None:  # no backup recorded yet: the drill's series alone
+        from borgwatch.metrics.exposition import build_registry, with_labels
+        from borgwatch.metrics.exposition import write_textfile as write
+        write(TextfileSink(config, name).path, build_registry(with_labels(drill_samples(drill), backup_job=name)))
         return
-    prefixes = [bx.archive_path(p) for p in drill_plan.paths]
-    size = sum(coverage.bytes_under(p) for p in prefixes)
-    if size > drill_plan.max_bytes:
-        result.problems.append(f"drill.paths: {size} bytes exceed drill.max_bytes ({drill_plan.max_bytes}); "
-                               "not restored in full — name a smaller path or raise max_bytes")
-        return
-    target = workdir / "paths"
-    target.mkdir(mode=0o700)
-    run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, prefixes, prefixes=True),
-                   cwd=str(target))
-    result.restore_seconds += run.duration_seconds
-    result.restored_bytes += tree_bytes(target)
-    if not ok(run):
-        result.files_unreadable += 1
-        result.problems.append(f"drill.paths {', '.join(drill_plan.paths)}: full restore failed: {borg.why(run)}")
-    remove_tree(target)
+    last_run.drill = drill
+    TextfileSink(config, name).on_finish(last_run)
 
 
-def make_workdir(temp_dir: str | None, sources: list[str]) -> Path:
-    """A private (0700) directory for the restore, never inside the job's source paths."""
-    root = Path(temp_dir or tempfile.gettempdir()).resolve()
-    for source in sources:
-        src = Path(source).resolve()
-        if root == src or src in root.parents:
-            raise UserError(f"the drill's temporary directory {root} is inside the job's source path {source}; "
-                            "set drill.temp_dir to a directory outside the backed-up paths")
-    try:
-        return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=root))
-    except OSError as exc:
-        raise UserError(f"cannot create the drill's temporary directory in {root}: {exc.strerror}; set "
-                        "drill.temp_dir to a writable directory") from None
-
-
-def tree_bytes(path: Path) -> int:
-    return sum(f.lstat().st_size for f in path.rglob("*") if not f.is_symlink() and f.is_file())
-
-
-def remove_tree(path: Path) -> None:
-    """Remove a restored tree, including read-only directories borg restored with their modes."""
-    for directory, dirnames, _ in os.walk(path):
-        for d in dirnames:
-            with contextlib.suppress(OSError):
-                full = os.path.join(directory, d)
-                if not os.path.islink(full):
-                    os.chmod(full, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def summary(result: DrillResult) -> str:
-    rate = result.throughput_bytes_per_second
-    cov = f"{result.coverage_ratio * 100:.0f} %" if result.coverage_ratio is not None else "unknown"
-    return (f"drill {result.job}: {result.status} — {result.files_verified} files "
-            f"({console.human_bytes(result.bytes_verified)}) verified, {result.files_mismatched} mismatched, "
-            f"{result.files_unreadable} unreadable, archive {result.archive or '-'} "
-            f"(age {console.human_age(result.archive_age_seconds)}), coverage {cov}, "
-            f"restore {console.human_bytes(rate) + '/s' if rate else '-'}, seed {result.seed}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from borgwatch.borg.argv import command_of
 from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.exitcodes import classify
+from borgwatch.borg.feature import DEFAULT
 from borgwatch.borg.results import parse_create_json
 from borgwatch.borg.version import detect_version
 from borgwatch.commands import console
@@ -53,10 +54,12 @@ def _exec(session: RunSession, argv: list[str], as_json: bool) -> int:
     sub = command_of(argv)
     stage_name = Stage(sub) if sub in STAGE_NAMES else Stage.OTHER
     borg_path = shutil.which(argv[0])
+    version = DEFAULT
     if borg_path:  # cached per binary: a borg --version only the first time this borg is seen
         with contextlib.suppress(UserError):
-            result.borg_version = detect_version(borg_path, dict(os.environ), session.state_dir).text
-    plan = plan_job(session.config, name, result.host, session.state_dir)
+            version = detect_version(borg_path, dict(os.environ), session.state_dir)
+            result.borg_version = version.text
+    plan = plan_job(session.config, name, result.host, session.state_dir, version)
     ctx = StageContext(plan, argv[0], BorgEnv(dict(os.environ)), redact, result, session.stop,
                        on_spawn=session.start_sinks)
     ctx.event(Level.INFO, EventName.RUN_STARTED, f"exec of {name} started", command=redact(" ".join(argv)))

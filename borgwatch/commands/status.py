@@ -8,7 +8,9 @@ from pathlib import Path
 from borgwatch.commands import console
 from borgwatch.config.load import load_config
 from borgwatch.config.schema import Config
+from borgwatch.drill.result import load_record
 from borgwatch.errors import EXIT_ERROR
+from borgwatch.model import DrillResult
 from borgwatch.run.lifecycle import RunMarker
 from borgwatch.store.lock import JobLock
 from borgwatch.store.state import load_state
@@ -40,8 +42,19 @@ def status_rows(config: Config, problems: list[str] | None = None) -> list[dict]
             "archive": last.archive_name if last else None,
             "dataset": last.dataset.as_counts() if last and last.dataset else None,
             "error": last.error if last else None,
+            "drill": _drill_row(load_record(Path(config.state_dir), name)),
         })
     return rows
+
+
+def _drill_row(drill: DrillResult | None) -> dict | None:
+    """The job's last restore drill (its record in state_dir), or None when it never had one."""
+    if drill is None:
+        return None
+    return {key: getattr(drill, key) for key in (
+        "status", "started_at", "ended_at", "archive", "seed", "files_verified", "files_mismatched",
+        "files_unreadable", "coverage_ratio", "last_success_at", "max_age_seconds")} | {
+        "archive_age_seconds": drill.archive_age_seconds, "problems": drill.problems[:10]}
 
 
 def status_command(config_path: str | None, as_json: bool) -> int:
@@ -52,6 +65,9 @@ def status_command(config_path: str | None, as_json: bool) -> int:
         console.print_json(rows)
     else:
         print(console.status_table(rows))
+        if any(r["drill"] for r in rows):
+            print()
+            print(console.drill_table(rows))
     for text in problems:
         console.problem(text)
     return EXIT_ERROR if problems else 0

@@ -9,7 +9,7 @@ from typing import Any
 from borgwatch.config.agent import PingConfig, PushgatewayConfig, RepositoryConfig
 from borgwatch.config.load import _describe, range_text
 from borgwatch.config.loki import LokiConfig
-from borgwatch.config.schema import CheckConfig, CompactConfig, Config, JobConfig, PruneConfig
+from borgwatch.config.schema import CheckConfig, CompactConfig, Config, DrillConfig, JobConfig, PruneConfig
 
 TABLES: tuple[tuple[str, type], ...] = (
     ("top level", Config),
@@ -17,6 +17,7 @@ TABLES: tuple[tuple[str, type], ...] = (
     ("[jobs.NAME.prune]", PruneConfig),
     ("[jobs.NAME.compact]", CompactConfig),
     ("[jobs.NAME.check]", CheckConfig),
+    ("[jobs.NAME.drill]", DrillConfig),
     ("[jobs.NAME.ping]", PingConfig),
     ("[loki]", LokiConfig),
     ("[pushgateway]", PushgatewayConfig),

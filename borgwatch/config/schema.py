@@ -51,6 +51,22 @@ class CheckConfig:
 
 
 @dataclass
+class DrillConfig:
+    every: str = opt("7d", "Run a drill after a backup when the last drill is older than this.", kind="duration")
+    max_age: str = opt("8d", "No successful drill for this long fires BackupRestoreDrillStale.",
+                       kind="duration")
+    max_files: int = opt(200, "Most files restored and verified per drill.", min=1)
+    max_bytes: int = opt(256 << 20, "Most bytes restored per drill (bounds the temporary directory).", min=1)
+    sample_percent: float = opt(5.0, "Share of the archive's files sampled per drill (before max_files).",
+                                gt=0, max=100)
+    seed: int | None = opt(None, "Seed of the sample choice (default: a new one per drill, recorded).", min=0)
+    dry_run_archive: bool = opt(False, "Also `borg extract --dry-run` the whole archive (reads every chunk).")
+    paths: list[str] = opt([], "Source paths restored in full (within max_bytes) for a real restore time.")
+    temp_dir: str | None = opt(None, "Where the private restore directory is made (default: the system's "
+                                     "temporary directory); never inside the job's paths.", kind="path")
+
+
+@dataclass
 class JobConfig:
     repository: str = required("Borg repository (path or ssh://… URL).", kind="secret-url")
     paths: list[str] = opt([], "Source paths to back up (required for `borgwatch run`).")
@@ -83,6 +99,8 @@ class JobConfig:
     prune: PruneConfig | None = opt(None, "Prune stage; present = enabled.")
     compact: CompactConfig | None = opt(None, "Compact stage; present = enabled.")
     check: CheckConfig | None = opt(None, "Check stage; present = enabled.")
+    drill: DrillConfig | None = opt(None, "Restore drill stage after a backup when due (drill.every) and the "
+                                          "settings of `borgwatch drill`; present = enabled.")
     pushgateway: bool = opt(True, "Push this job's metrics when [pushgateway] is configured.")
     ping: PingConfig | None = opt(None, "Healthchecks-style pings for this job.")
 

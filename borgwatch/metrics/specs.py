@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from borgwatch import __version__
-from borgwatch.model import RUN_STATUSES, RunResult
+from borgwatch.model import DRILL_STATUSES, RUN_STATUSES, DrillResult, RunResult
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,21 @@ class MetricSpec:
     help: str
     labels: tuple[str, ...]
     source: str  # where the value comes from (for the reference)
+
+
+# What a borg 2 run leaves absent (never zero), and why; the metrics reference prints it per metric.
+BORG2_ABSENT: dict[str, str] = {
+    "borgwatch_archive_compressed_bytes": "absent: borg 2 reports no compressed size",
+    "borgwatch_dataset_files": "absent: the dataset diff is off with borg 2 until it reads borg 2's files cache",
+    "borgwatch_dataset_diff_exact": "absent: the dataset diff is off with borg 2",
+    "borgwatch_repository_unique_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_unique_compressed_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_total_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_total_compressed_bytes": "absent: borg 2 reports no repository totals",
+    "borgwatch_repository_chunks": "absent: borg 2 reports no repository totals",
+    "borgwatch_archive_deduplicated_bytes": "borg 2: the bytes the archive stored in the repository "
+                                            "(stats.store_stats.backend_store_volume)",
+}
 
 
 def _g(name: str, help: str, labels: tuple[str, ...], source: str) -> MetricSpec:
@@ -90,6 +105,40 @@ JOB_METRICS: tuple[MetricSpec, ...] = (
        "borgwatch and borg --version"),
 )
 
+DRILL_PREFIX = "borgwatch_drill_"
+
+
+def _d(name: str, help: str, labels: tuple[str, ...], source: str) -> MetricSpec:
+    return MetricSpec(DRILL_PREFIX + name, "gauge", help, ("backup_job", *labels), source)
+
+
+# The job's last restore drill (`borgwatch drill` or the run's drill stage), in the same textfile.
+DRILL_METRICS: tuple[MetricSpec, ...] = (
+    _d("start_timestamp_seconds", "Unix time the last restore drill started.", (), "wrapper clock"),
+    _d("end_timestamp_seconds", "Unix time the last restore drill ended.", (), "wrapper clock"),
+    _d("duration_seconds", "Wall time of the last restore drill.", (), "wrapper clock"),
+    _d("status", "Result of the last restore drill, one-hot by status.", ("status",),
+       "verification of the restored files"),
+    _d("last_success_timestamp_seconds", "Unix time of the last successful restore drill (persisted).", (),
+       "drill record in state_dir"),
+    _d("max_age_seconds", "Configured freshness target of the job's drills (drill.max_age).", (), "config"),
+    _d("files", "Files of the last drill's sample by verdict.", ("result",),
+       "restored files compared with the live file or the archive's content hash"),
+    _d("bytes", "Bytes of the last drill's sample by verdict.", ("result",),
+       "restored files compared with the live file or the archive's content hash"),
+    _d("archive_age_seconds", "Age of the archive the last drill restored from, at the drill's end.", (),
+       "borg list --json (archive start)"),
+    _d("restore_throughput_bytes_per_second", "Bytes restored per second of borg extract in the last drill.",
+       (), "restored bytes / wall time of borg extract"),
+    _d("rto_estimate_seconds", "Estimated time to restore the whole archive at the last drill's rate.", (),
+       "archive size (borg list) / restore throughput"),
+    _d("coverage_ratio", "Share of the archive's files verified by drills over the last 30 days.", (),
+       "coverage database in state_dir"),
+    _d("dry_run_success", "1 if the last drill's borg extract --dry-run of the whole archive succeeded.", (),
+       "borg extract --dry-run (drill.dry_run_archive)"),
+)
+DRILL_VERDICTS = ("verified", "mismatched", "unreadable")
+
 # Written by ``borgwatch collect`` (repository inventory), one file per repository.
 INVENTORY_METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("borgwatch_inventory_archives", "gauge", "Archives in the repository.", ("repository",),
@@ -115,7 +164,7 @@ INVENTORY_METRICS: tuple[MetricSpec, ...] = (
                "Wall time of the last inventory collection.", ("repository",), "collect"),
 )
 
-ALL_METRICS: tuple[MetricSpec, ...] = (*JOB_METRICS, *INVENTORY_METRICS)
+ALL_METRICS: tuple[MetricSpec, ...] = (*JOB_METRICS, *DRILL_METRICS, *INVENTORY_METRICS)
 SPECS: dict[str, MetricSpec] = {m.name: m for m in ALL_METRICS}
 
 Sample = tuple[str, dict[str, str], float]  # (metric name, labels without backup_job, value)
@@ -184,4 +233,32 @@ def job_samples(result: RunResult) -> list[Sample]:
     for report in result.sink_reports:
         add("borgwatch_sink_spooled_items", report.spooled, sink=report.sink)
     add("borgwatch_build_info", 1, version=__version__, borg_version=result.borg_version or "unknown")
+    if result.drill is not None:
+        out += drill_samples(result.drill)
+    return out
+
+
+def drill_samples(result: DrillResult) -> list[Sample]:
+    out: list[Sample] = []
+
+    def add(name: str, value: float | None, **labels: str) -> None:
+        if value is not None:
+            out.append((DRILL_PREFIX + name, labels, float(value)))
+
+    add("start_timestamp_seconds", result.started_at)
+    add("end_timestamp_seconds", result.ended_at)
+    add("duration_seconds", result.duration_seconds)
+    for status in DRILL_STATUSES:
+        add("status", 1 if result.status == status else 0, status=status)
+    add("last_success_timestamp_seconds", result.last_success_at)
+    add("max_age_seconds", result.max_age_seconds)
+    for verdict in DRILL_VERDICTS:
+        add("files", getattr(result, f"files_{verdict}"), result=verdict)
+        add("bytes", getattr(result, f"bytes_{verdict}"), result=verdict)
+    add("archive_age_seconds", result.archive_age_seconds)
+    add("restore_throughput_bytes_per_second", result.throughput_bytes_per_second)
+    add("rto_estimate_seconds", result.rto_seconds)
+    add("coverage_ratio", result.coverage_ratio)
+    if result.dry_run_ok is not None:
+        add("dry_run_success", 1 if result.dry_run_ok else 0)
     return out

@@ -8,11 +8,13 @@ import time
 from typing import TYPE_CHECKING
 
 from borgwatch.borg.env import BorgEnv, build_env
+from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.paths import archive_path
 from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.dataset.index import DatasetIndex, close_quietly, open_index, remove_index
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.model import EventName, Level, Stage, StageResult, Status
+from borgwatch.run.drill_stage import run_drill
 from borgwatch.run.plan import JobPlan, plan_job
 from borgwatch.run.stages import (
     StageContext,
@@ -37,8 +39,6 @@ def run_pipeline(session: RunSession) -> None:
     result.repository = redact(job.repository)
     env: BorgEnv | None = None
     try:
-        plan = plan_job(config, session.job_name, result.host, session.state_dir)
-        result.max_age_seconds = plan.max_age_seconds
         borg = find_borg(config.borg)
         env = build_env(passcommand=job.passcommand, passphrase_file=job.passphrase_file,
                         passphrase_env=job.passphrase_env, extra=job.environment,
@@ -48,15 +48,17 @@ def run_pipeline(session: RunSession) -> None:
         result.repository = redact(job.repository)
         version = detect_version(borg, env.env, session.state_dir)
         result.borg_version = version.text
-        if version.major >= 2:  # the borg layer speaks borg 2 (exec, collect, demo); run's stages not yet
-            raise UserError(f"borg {version.text} is supported by `borgwatch exec`, `collect` and `demo` only so far; "
-                            "`borgwatch run` needs borg 1.2 or 1.4 (set borg = \"/path/to/borg\")")
+        plan = plan_job(config, session.job_name, result.host, session.state_dir, version)
+        result.max_age_seconds = plan.max_age_seconds
+        if plan.diff_off_why:
+            session.problems.append(plan.diff_off_why)
         ctx = StageContext(plan, borg, env, redact, result, session.stop, session.output,
                            on_spawn=session.start_sinks)
         ctx.event(Level.INFO, EventName.RUN_STARTED, f"run of {plan.job_name} started",
                   repository=result.repository, archive=plan.archive, borg_version=version.text,
                   run_id=result.run_id)
         run_stages(ctx, session.problems)
+        _drill_stage(ctx, session, plan)
     except UserError as exc:
         session.fail(exc)
     finally:
@@ -122,6 +124,30 @@ def _maintenance(ctx: StageContext, plan: JobPlan, go_on: bool, problems: Proble
                 ctx.result.check_last_success_at = time.time()
         else:
             skipped(ctx, Stage.CHECK, "not due" if go_on else "create did not succeed")
+
+
+def _drill_stage(ctx: StageContext, session: RunSession, plan: JobPlan) -> None:
+    """After the backup's stages, when due (drill.every since the last successful drill), and only after a
+    successful create: a drill of the archive this run just made."""
+    if Stage.DRILL not in plan.stages:
+        return
+    create = ctx.result.stage(Stage.CREATE)
+    made = create is not None and create.status in (Status.SUCCESS, Status.WARNING)
+    last = ctx.result.drill.last_success_at if ctx.result.drill else None
+    if not made or ctx.interrupted is not None:
+        skipped(ctx, Stage.DRILL, "create did not succeed")
+    elif available(Feature.ARCHIVE_SERIES, plan.version):
+        skipped(ctx, Stage.DRILL, f"restore drills need borg 1.2 or 1.4 so far (this is borg {plan.version.text})")
+    elif not _due(plan.drill_every_seconds, last):
+        skipped(ctx, Stage.DRILL, "not due")
+    else:
+        stage = run_drill(ctx, session.config)
+        if stage.status != Status.SUCCESS and stage.message:
+            session.problems.append(f"restore drill {stage.status}: {stage.message}")
+
+
+def _due(every: float | None, last: float | None) -> bool:
+    return every is None or last is None or time.time() - last >= every
 
 
 def _diff_stage(ctx: StageContext, index: DatasetIndex, made_archive: bool) -> None:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from borgwatch.borg import argv as borg_argv
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.version import BorgVersion
 from borgwatch.config.load import parse_duration
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.model import DiffMode, Stage
@@ -17,35 +19,46 @@ class JobPlan:
     job_name: str
     job: JobConfig
     host: str
-    archive: str  # the archive this run creates
-    glob: str  # matches exactly the archives of this job (prune, baseline listing)
+    version: BorgVersion  # the borg this run calls: every argv builder and parser speaks its dialect
+    archive: str  # the archive this run creates (borg 2: its series name)
+    glob: str  # matches exactly the archives of this job (prune, baseline listing; borg 2: the series)
     lock_wait: int
     warnings: str  # the warning policy: warning | success | error
     max_age_seconds: float | None
     check_every_seconds: float | None
+    drill_every_seconds: float | None
     index_path: Path  # the dataset index; used unless dataset_diff is off
     overlap: str | None  # another job whose archives the glob matches: prune must not run
     stages: tuple[Stage, ...]  # the stages configured, in order
+    diff_off_why: str = ""  # the dataset diff is configured but cannot be trusted with this borg
 
     @property
     def diff_mode(self) -> str:
         return self.job.dataset_diff
 
 
-def plan_job(config: Config, job_name: str, host: str, state_dir: Path) -> JobPlan:
+def plan_job(config: Config, job_name: str, host: str, state_dir: Path, version: BorgVersion) -> JobPlan:
     job = config.jobs[job_name]
-    glob = borg_argv.archive_glob(job, job_name, host)
+    glob = borg_argv.archive_match(job, job_name, host, version)
     stages = [Stage.CREATE]
-    if job.dataset_diff != DiffMode.OFF:
+    diff_off_why = ""
+    if job.dataset_diff != DiffMode.OFF and available(Feature.ARCHIVE_SERIES, version):
+        # borg 2 keeps no files-cache entry for files changed within 3 s before the backup started, so its
+        # "A"/"U" letters cannot vouch for the diff; off until the diff reads borg 2's files cache (#12)
+        diff_off_why = (f"jobs.{job_name}.dataset_diff is off with borg {version.text}: its file status letters "
+                        "cannot make an exact diff yet; set dataset_diff = \"off\" to silence this")
+    elif job.dataset_diff != DiffMode.OFF:
         stages.append(Stage.DIFF)
     stages += [stage for stage, on in ((Stage.PRUNE, job.prune), (Stage.COMPACT, job.compact),
-                                       (Stage.CHECK, job.check)) if on]
+                                       (Stage.CHECK, job.check), (Stage.DRILL, job.drill)) if on]
     return JobPlan(
-        job_name=job_name, job=job, host=host, archive=borg_argv.render_name(job.archive_name, job_name, host),
+        job_name=job_name, job=job, host=host, version=version,
+        archive=borg_argv.archive_name(job, job_name, host, version),
         glob=glob, lock_wait=job.lock_wait or config.lock_wait, warnings=job.warnings,
         max_age_seconds=parse_duration(job.max_age) if job.max_age else None,
         check_every_seconds=parse_duration(job.check.every) if job.check and job.check.every else None,
+        drill_every_seconds=parse_duration(job.drill.every) if job.drill else None,
         index_path=state_dir / f"{job_name}.files.db",
         overlap=borg_argv.overlapping_job(glob, config.jobs, job_name, host) if job.prune else None,
-        stages=tuple(stages),
+        stages=tuple(stages), diff_off_why=diff_off_why,
     )

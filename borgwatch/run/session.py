@@ -14,6 +14,7 @@ from types import TracebackType
 
 from borgwatch.borg.exitcodes import signal_name
 from borgwatch.config.schema import Config
+from borgwatch.drill.result import load_record
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.model import Command, EventName, Level, RunEvent, RunResult, Status
 from borgwatch.redact import Redactor
@@ -100,6 +101,7 @@ class RunSession:
             last_success_at=state.last_success_at, check_last_success_at=state.check_last_success_at,
             runs_total=dict(state.runs_total), sink_failures_total=dict(state.sink_failures_total),
             sink_dropped_total=dict(state.sink_dropped_total),
+            drill=load_record(self.state_dir, self.job_name),  # the last drill's series stay in the textfile
         )
         # exec wraps whatever borg command a user runs (often borg --version, borg list in a loop): a
         # killed exec is not a lost backup, so only `run` leaves a marker to be found

@@ -120,7 +120,7 @@ class StageRunner:
             self.extra(event)
 
     def _log(self, msg: LogMessage) -> None:
-        level = problem_level(msg.level, msg.name)
+        level = problem_level(msg.level, msg.name, msg.message)
         if level is not None:
             self._problem(Level(level), msg.message, msg.msgid, msg.time)
 
@@ -220,7 +220,7 @@ def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> S
             ctx.index_error, index = str(exc), None
     list_files = index is not None or log_files
     argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.plan.lock_wait, list_files,
-                            progress=ctx.output.on_progress is not None)
+                            progress=ctx.output.on_progress is not None, version=ctx.plan.version)
     stage, run = runner.run(argv)
     ctx.result.archive, ctx.result.repository_stats = parse_create_json(run.stdout)
     if ctx.result.archive:
@@ -289,7 +289,8 @@ def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bo
         paths = list(index.candidate_paths()) if restrict else []
         runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
         argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
-                              ctx.result.archive_name, ctx.plan.lock_wait, [path_pattern(p) for p in paths])
+                              ctx.result.archive_name, ctx.plan.lock_wait, [path_pattern(p) for p in paths],
+                              version=ctx.plan.version)
         run = runner.spawn(argv, DIFF_TIMEOUT)
         rc = run.returncode
         if completed(rc) and not run.timed_out:
@@ -340,7 +341,8 @@ def run_prune(ctx: StageContext, glob: str) -> StageResult:
                 stats.pruned += 1
 
     runner.extra = on_log
-    stage, _ = runner.run(borg_argv.prune(ctx.borg, ctx.job, ctx.job.prune, glob, ctx.plan.lock_wait))
+    stage, _ = runner.run(borg_argv.prune(ctx.borg, ctx.job, ctx.job.prune, glob, ctx.plan.lock_wait,
+                                          version=ctx.plan.version))
     if stage.status in (Status.SUCCESS, Status.WARNING):
         ctx.result.prune = stats
     return stage
@@ -349,12 +351,13 @@ def run_prune(ctx: StageContext, glob: str) -> StageResult:
 def run_compact(ctx: StageContext) -> StageResult:
     assert ctx.job.compact is not None
     stage, _ = StageRunner(ctx, Stage.COMPACT).run(borg_argv.compact(ctx.borg, ctx.job, ctx.job.compact,
-                                                                  ctx.plan.lock_wait))
+                                                                  ctx.plan.lock_wait, version=ctx.plan.version))
     return stage
 
 
 def run_check(ctx: StageContext) -> StageResult:
     assert ctx.job.check is not None
     stage, _ = StageRunner(ctx, Stage.CHECK).run(borg_argv.check(ctx.borg, ctx.job, ctx.job.check,
-                                                                  ctx.plan.lock_wait))
+                                                                  ctx.plan.lock_wait, version=ctx.plan.version))
     return stage
+

@@ -19,7 +19,7 @@ from borgwatch.model import Stage, Status, WarningPolicy
 if TYPE_CHECKING:
     from borgwatch.model import RunResult
 
-BOOKKEEPING_STAGES = (Stage.DIFF,)
+BOOKKEEPING_STAGES = (Stage.DIFF, Stage.DRILL)
 
 
 def counts_as_success(status: str, warnings: str) -> bool:

@@ -24,6 +24,13 @@ def borg_binary() -> str:
     return chosen
 
 
+def borg2_binary() -> str:
+    """borg 2.0.0b23: BORGWATCH_TEST_BORG2, else the .venv-borg2 that scripts/dev builds; "" when absent."""
+    chosen = os.environ.get("BORGWATCH_TEST_BORG2") or str(Path(__file__).resolve().parents[2] / ".venv-borg2"
+                                                           / "bin" / "borg")
+    return chosen if os.access(chosen, os.X_OK) else ""
+
+
 def borg_binaries() -> list[object]:
     out: list[object] = []
     for path, name in ((VENV_BORG, "borg-venv"), (SYSTEM_BORG, "borg-debian")):

@@ -130,6 +130,10 @@ def test_backup_assurance_covers_the_issue() -> None:
         "borgwatch_last_success_timestamp_seconds",
         "borgwatch_max_age_seconds", "borgwatch_borg_cpu_seconds", "borgwatch_borg_max_rss_bytes",
         "borgwatch_borg_io_bytes", "borgwatch_stage_exit_code",
+        # restore drills (#13): result, staleness against drill.max_age, coverage, RTO, verdicts, throughput
+        "borgwatch_drill_status", "borgwatch_drill_last_success_timestamp_seconds",
+        "borgwatch_drill_max_age_seconds", "borgwatch_drill_coverage_ratio", "borgwatch_drill_rto_estimate_seconds",
+        "borgwatch_drill_files", "borgwatch_drill_restore_throughput_bytes_per_second",
     } <= used
     logs = [p for p in dash["panels"] if p["type"] == "logs"]
     assert logs and all(p["datasource"]["type"] == "loki" for p in logs)

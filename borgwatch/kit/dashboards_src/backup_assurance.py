@@ -117,6 +117,35 @@ def data_and_resources() -> list[Row | PanelBuilder]:
     ]
 
 
+def drill_panels() -> list[Row | PanelBuilder]:
+    """Restore drills (`borgwatch drill`, the run's drill stage): proof that the backups restore."""
+    return [
+        Row("Restore drills"),
+        panel(stat.Panel(), "Last drill result", prom(f"borgwatch_drill_status{{{JOB}}} == 1",
+                                                      "{{backup_job}}: {{status}}"),
+              width=6, mappings=[value_map({"1": "current"})],
+              description="failed: a restored file did not verify; the BackupRestoreDrillFailed alert fires."),
+        panel(bargauge.Panel(), "Age of last successful drill / drill.max_age",
+              prom(f"(time() - borgwatch_drill_last_success_timestamp_seconds{{{JOB}}})"
+                   f" / on (instance, backup_job) group_left () borgwatch_drill_max_age_seconds{{{JOB}}}",
+                   JOB_LEGEND),
+              unit="percentunit", width=6, thresholds=[("green", None), ("orange", 0.8), ("red", 1)],
+              description="Above 100 % the BackupRestoreDrillStale alert fires."),
+        panel(bargauge.Panel(), "Drill coverage (30 days)",
+              prom(f"borgwatch_drill_coverage_ratio{{{JOB}}}", JOB_LEGEND), unit="percentunit", width=6,
+              thresholds=[("red", None), ("orange", 0.5), ("green", 0.9)],
+              description="Share of the archive's files verified by drills over the last 30 days."),
+        panel(stat.Panel(), "Estimated full restore time (RTO)",
+              prom(f"borgwatch_drill_rto_estimate_seconds{{{JOB}}}", JOB_LEGEND), unit="s", width=6,
+              description="Archive size / the last drill's restore throughput."),
+        panel(timeseries.Panel(), "Drill files by verdict",
+              prom(f"borgwatch_drill_files{{{JOB}}}", "{{backup_job}} {{result}}"), width=12),
+        panel(timeseries.Panel(), "Restore throughput",
+              prom(f"borgwatch_drill_restore_throughput_bytes_per_second{{{JOB}}}", JOB_LEGEND),
+              unit="Bps", width=12),
+    ]
+
+
 def log_panel(title: str, expr: str, height: int) -> logs.Panel:
     return (
         panel(logs.Panel(), title, logql(expr), width=24, height=height)
@@ -134,6 +163,8 @@ def log_panels() -> list[Row | PanelBuilder]:
         log_panel("Run summaries", f'{LOGS} | event="run_summary"', height=8),
         log_panel("Runs of the selected job (all events)",
                   f'{LOGS} | event=~"run_started|stage_finished|borg_message|run_summary"', height=12),
+        log_panel("Restore drill mismatches and summaries", f'{LOGS} | event=~"drill_mismatch|drill_summary"',
+                  height=8),
     ]
 
 
@@ -187,5 +218,5 @@ def build() -> Dashboard:
         "Is every backup job fresh, complete and healthy? borgwatch metrics + Loki logs.",
         ["borgwatch", "backup"],
         variables,
-        [*freshness_and_runs(), *data_and_resources(), *log_panels(), *slo_panels()],
+        [*freshness_and_runs(), *data_and_resources(), *drill_panels(), *log_panels(), *slo_panels()],
     )

@@ -49,6 +49,9 @@ def test_problem_levels_skip_borgs_output_loggers() -> None:
     assert problem_level("WARNING", "borg.archiver") == "warning"
     assert problem_level("CRITICAL", "borg.archiver") == "error"
     assert problem_level("ERROR", "borg.output.show-rc") is None and problem_level("INFO", "borg") is None
+    # borg 2's prune advises at WARNING level after every prune that deleted something (rc 0)
+    assert problem_level("WARNING", "borg.archiver", 'Done. Run "borg compact" to free space.') is None
+    assert problem_level("WARNING", "borg.archiver", "/src/x: stat: gone") == "warning"
     assert message_path("/x/y: stat: gone") == "/x/y" and message_path("Repository x: gone") == ""
 
 

@@ -1,5 +1,6 @@
 """Issue #13, restore drills without borg: the borg facts' parsers and argv, the sample choice, the
-verification verdicts, the drill table, the metrics merge into the job's textfile (promtool-clean)."""
+verification verdicts, the drill table, the drill's series beside the last run's in the job's textfile
+(promtool-clean)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ from helpers.workspace import BORGWATCH, parse_metrics
 
 from borgwatch.borg import extract as bx
 from borgwatch.borg.events import LogMessage
+from borgwatch.commands.drill import write_textfile
+from borgwatch.config.schema import Config
 from borgwatch.drill.config import DrillConfig, plan
-from borgwatch.drill.metrics import DRILL_METRICS, merge_into_textfile
+from borgwatch.drill.metrics import DRILL_METRICS
 from borgwatch.drill.result import DrillResult
 from borgwatch.drill.sample import Coverage
 from borgwatch.drill.verify import verify_against_archive, verify_restored
+from borgwatch.model import RunResult
+from borgwatch.store.state import save_state, state_from_result
 
 # real `borg list --json-lines --format {type}{path}{size}{mtime}{ctime}` lines (1.4.5, then 1.2.4)
 LINE_14 = (b'{"type": "-", "mode": "-rw-r--r--", "path": "tmp/src/a.txt", "healthy": true, "size": 6, '
@@ -155,13 +160,25 @@ def result(**kw) -> DrillResult:  # noqa: ANN003
     return DrillResult(**{**base, **kw})
 
 
-def test_the_merge_replaces_only_drill_series_and_is_promtool_clean(tmp_path: Path) -> None:
+def record_run(tmp_path: Path, textfile_dir: Path) -> Config:
+    """A job whose last run is recorded in its state (exit code 0), and a config pointing at it."""
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    run = RunResult(job="home", run_id="r", host="h", started_at=1.0, in_progress=False, ended_at=2.0,
+                    status="success", exit_code=0)
+    save_state(state, "home", state_from_result(run, "a"))
+    return Config(textfile_dir=str(textfile_dir), state_dir=str(state))
+
+
+def write(config: Config, drill: DrillResult) -> None:
+    write_textfile(config, "home", Path(config.state_dir), drill)
+
+
+def test_the_drill_keeps_the_last_runs_series_and_is_promtool_clean(tmp_path: Path) -> None:
+    config = record_run(tmp_path, tmp_path)
     prom = tmp_path / "borgwatch-home.prom"
-    prom.write_text('# HELP borgwatch_run_exit_code Borg exit code of the last run (worst backup stage).\n'
-                    '# TYPE borgwatch_run_exit_code gauge\nborgwatch_run_exit_code{backup_job="home"} 0\n'
-                    'borgwatch_drill_coverage_ratio{backup_job="home"} 0.9\n')
-    merge_into_textfile(prom, "home", result())
-    merge_into_textfile(prom, "home", result(status="success", files_mismatched=0, last_success_at=1010.0))
+    write(config, result())
+    write(config, result(status="success", files_mismatched=0, last_success_at=1010.0))
     m = parse_metrics(prom.read_text())
     job = ("backup_job", "home")
     assert m[("borgwatch_run_exit_code", frozenset({job}))] == 0
@@ -178,27 +195,24 @@ def test_the_merge_replaces_only_drill_series_and_is_promtool_clean(tmp_path: Pa
     assert check.returncode == 0, check.stderr
 
 
-def test_the_merge_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
+def test_the_drill_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("root's file\n")
     prom = tmp_path / "borgwatch-home.prom"
     os.symlink(victim, prom)
-    merge_into_textfile(prom, "home", result())
+    write(record_run(tmp_path, tmp_path), result())
     assert victim.read_text() == "root's file\n"
     assert not prom.is_symlink() and "borgwatch_drill_status" in prom.read_text()
 
 
-def test_node_exporter_scrapes_the_merged_textfile_cleanly(node_exporter) -> None:  # noqa: ANN001
+def test_node_exporter_scrapes_the_drills_textfile_cleanly(tmp_path: Path, node_exporter) -> None:  # noqa: ANN001
     import tempfile
     import urllib.request
     # node_exporter runs as user prometheus: the dir lives outside pytest's private (0700) tmp tree
     textfile_dir = Path(tempfile.mkdtemp(prefix="borgwatch-textfile-", dir="/tmp"))
     try:
         textfile_dir.chmod(0o755)
-        prom = textfile_dir / "borgwatch-home.prom"
-        prom.write_text('# HELP borgwatch_run_exit_code Borg exit code of the last run (worst backup stage).\n'
-                        '# TYPE borgwatch_run_exit_code gauge\nborgwatch_run_exit_code{backup_job="home"} 0\n')
-        merge_into_textfile(prom, "home", result())
+        write(record_run(tmp_path, textfile_dir), result())
         exporter = node_exporter(textfile_dir)
         body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
     finally:
@@ -231,7 +245,7 @@ def test_borg_local_times_convert_exactly_on_both_sides_of_a_dst_change(monkeypa
 
 
 def test_the_restore_directory_is_private_and_never_inside_the_sources(tmp_path: Path) -> None:
-    from borgwatch.commands.drill import make_workdir, remove_tree
+    from borgwatch.drill.core import make_workdir, remove_tree
     from borgwatch.errors import UserError
     src = tmp_path / "src"
     (src / "tmp").mkdir(parents=True)

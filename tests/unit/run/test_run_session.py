@@ -15,6 +15,7 @@ from helpers.workspace import BORGWATCH, ROOT, parse_metrics
 
 from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.events import LogMessage
+from borgwatch.borg.feature import DEFAULT
 from borgwatch.config.load import load_config
 from borgwatch.model import RunEvent, RunResult, Stage, Status
 from borgwatch.redact import Redactor
@@ -187,7 +188,7 @@ def test_exec_ships_msgids_as_run_does(fake: Fake) -> None:
 
 def test_a_dropped_event_never_changes_a_kept_one(tmp_path: Path, fake: Fake) -> None:
     config = load_config(str(fake.config))
-    plan = plan_job(config, "home", "host", tmp_path)
+    plan = plan_job(config, "home", "host", tmp_path, DEFAULT)
     result = RunResult(job="home", run_id="r", host="host", started_at=0.0)
     ctx = StageContext(plan, str(FAKEBORG), BorgEnv({}), Redactor(), result, StopForwarder())
     result.events = [RunEvent(1.0, "info", "file_status", f"/f{i}", {}) for i in range(MAX_EVENTS)]
