@@ -14,7 +14,9 @@ CHUNK = 10000
 def _create(argv: list[str]) -> int:
     files = int(os.environ.get("BENCH_FAKE_FILES", "10000"))
     status = os.environ.get("BENCH_FAKE_STATUS", "A")
-    archive = next(a for a in argv if "::" in a).split("::", 1)[1]
+    repository, archive = next(a for a in argv if "::" in a).split("::", 1)
+    with open(repository + ".fake-archives", "a") as fh:  # what `list --json` answers next run
+        fh.write(archive + "\n")
     err = sys.stderr.buffer
     head = (b'{"type": "file_status", "status": "%s", '
             b'"path": "/nonexistent-bench/src/d%02d/d%02d/f%07d.dat"}\n')
@@ -37,7 +39,21 @@ def main() -> int:
         return 0
     if argv and argv[0] == "create":
         return _create(argv)
+    if argv and argv[0] == "list" and "--json" in argv:
+        return _list(argv[-1])
     return 0  # diff and anything else: nothing to report
+
+
+def _list(repository: str) -> int:
+    """The archives this stand-in "created": borgwatch checks its baseline against them every run."""
+    try:
+        with open(repository + ".fake-archives") as fh:
+            names = fh.read().split()
+    except FileNotFoundError:
+        names = []
+    print(json.dumps({"archives": [{"name": n, "id": "0" * 64, "start": "2026-01-01T00:00:00.000000",
+                                    "time": "2026-01-01T00:00:00.000000"} for n in names]}))
+    return 0
 
 
 if __name__ == "__main__":

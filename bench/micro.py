@@ -92,6 +92,7 @@ def rss_replay(work: Path, sizes: tuple[int, ...]) -> list[dict[str, float]]:
         state.mkdir(parents=True, exist_ok=True)
         for f in state.iterdir():
             f.unlink()
+        (root / "repo.fake-archives").unlink(missing_ok=True)  # the stand-in borg's archive list
         (root / "tf").mkdir(exist_ok=True)
         cfg = root / "borgwatch.toml"
         cfg.write_text(f'textfile_dir = "{root}/tf"\nstate_dir = "{state}"\nborg = "{shim}"\n'
