@@ -4,6 +4,7 @@ plain titles, units on the axes, legends, targets as dashed lines, times in UTC.
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import FuncFormatter, PercentFormatter  # noqa: E402
 
 from borgwatch.report.collect import CHURN, Report  # noqa: E402
+from borgwatch.report.slo import Points  # noqa: E402
 
 WIDTH_IN, HEIGHT_IN, DPI = 10.0, 4.0, 100  # every PNG is 1000 x 400 pixels
 STATUS_COLORS = {"success": "#2e7d32", "warning": "#f9a825", "error": "#c62828", "interrupted": "#6a1b9a"}
@@ -35,22 +37,58 @@ def _dt(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
-def _figure(title: str, ylabel: str = "") -> tuple[plt.Figure, plt.Axes]:
-    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
-    ax.set_title(title, fontsize=13, loc="left", fontweight="bold")
+def _open_axes(ax: plt.Axes) -> None:
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _value_axes(ax: plt.Axes, ylabel: str) -> None:
     if ylabel:
         ax.set_ylabel(ylabel)
     ax.grid(True, axis="y", alpha=0.3)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
+    _open_axes(ax)
+
+
+def _figure(title: str, ylabel: str = "") -> tuple[plt.Figure, plt.Axes]:
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, HEIGHT_IN), dpi=DPI)
+    ax.set_title(title, fontsize=13, loc="left", fontweight="bold")
+    _value_axes(ax, ylabel)
     return fig, ax
 
 
-def _time_axis(ax: plt.Axes, report: Report) -> None:
+def _time_axis(ax: plt.Axes, report: Report, ticks: tuple[int, int] = (5, 10)) -> None:
     ax.set_xlim(_dt(report.since), _dt(report.until))
-    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=5, maxticks=10))
+    ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=ticks[0], maxticks=ticks[1]))
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b", tz=UTC))
     ax.set_xlabel("date (UTC)")
+
+
+def _stacked_bars(ax: plt.Axes, xs: list[datetime], layers: Iterable[tuple[str, str, Sequence[float]]]) -> None:
+    """One bar a day, its (label, colour, counts) layers stacked in order."""
+    bottom = [0] * len(xs)
+    for label, color, counts in layers:
+        ax.bar(xs, counts, bottom=bottom, color=color, width=0.8, label=label, align="edge")
+        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+
+
+def _ages_with_limits(report: Report, title: str, ylabel: str, ages: list[tuple[str, Points, float]],
+                      unit: tuple[float, str], linewidth: float | None = None) -> plt.Figure:
+    """One line a job of (t, seconds) ages in ``unit``, with its limit as a dashed line of the same colour."""
+    scale, label = unit
+    fig, ax = _figure(title, ylabel)
+    for name, points, limit in ages:
+        line, = ax.plot([_dt(t) for t, _ in points], [a / scale for _, a in points], label=name, linewidth=linewidth)
+        ax.axhline(limit / scale, color=line.get_color(), linestyle="--", linewidth=1,
+                   label=f"{name} limit ({limit / scale:g} {label})")
+    _time_axis(ax, report)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    return fig
+
+
+def _legend_when_drawn(ax: plt.Axes) -> None:
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=9, loc="upper left", ncol=4)
 
 
 def _span(start: float, end: float) -> tuple[float, float]:
@@ -100,8 +138,7 @@ def attainment(report: Report) -> Chart:
         ax.set_xlim(0, 1)
         ax.xaxis.set_major_formatter(PercentFormatter(1.0))
         ax.set_yticks(list(ys), names)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
+        _open_axes(ax)
     axes[0].invert_yaxis()  # shared y axis: once for both, first job on top, "all jobs" last
     axes[1].plot([], [], color="black", linestyle="--", label="target")
     axes[1].legend(loc="lower right", fontsize=9)
@@ -128,14 +165,8 @@ def freshness(report: Report) -> Chart:
 
 
 def age(report: Report) -> Chart:
-    fig, ax = _figure("Age of the newest successful backup", "hours")
-    for job in report.jobs:
-        line, = ax.plot([_dt(t) for t, _ in job.age], [a / 3600 for _, a in job.age], label=job.name, linewidth=1.2)
-        ax.axhline(job.max_age / 3600, color=line.get_color(), linestyle="--", linewidth=1,
-                   label=f"{job.name} limit ({job.max_age / 3600:g} h)")
-    _time_axis(ax, report)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig = _ages_with_limits(report, "Age of the newest successful backup", "hours",
+                            [(j.name, j.age, j.max_age) for j in report.jobs], (3600, "h"), linewidth=1.2)
     return Chart("backup-age", "Age of the newest backup",
                  "The saw-tooth drops to zero at every successful backup; above its dashed line a job is stale.",
                  _png(fig))
@@ -145,12 +176,8 @@ def runs_by_day(report: Report) -> Chart:
     days = report.runs_per_day()
     fig, ax = _figure("Backup runs per day by result (all jobs)", "runs")
     xs = [datetime.strptime(d, "%Y-%m-%d").replace(tzinfo=UTC) for d in days]
-    bottom = [0] * len(xs)
-    for status, color in STATUS_COLORS.items():
-        counts = [days[d][status] for d in days]
-        if any(counts):
-            ax.bar(xs, counts, bottom=bottom, color=color, width=0.8, label=status, align="edge")
-            bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    layers = [(status, color, [days[d][status] for d in days]) for status, color in STATUS_COLORS.items()]
+    _stacked_bars(ax, xs, [layer for layer in layers if any(layer[2])])
     _time_axis(ax, report)
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=9, loc="upper left", ncol=4)
@@ -170,8 +197,7 @@ def _per_run(report: Report, name: str, title: str, ylabel: str, caption: str, v
     ax.set_ylim(bottom=0)
     if formatter:
         ax.yaxis.set_major_formatter(formatter)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=9, loc="upper left", ncol=4)
+    _legend_when_drawn(ax)
     return Chart(name, title, caption, _png(fig))
 
 
@@ -191,12 +217,9 @@ def churn(report: Report) -> Chart:
     fig, ax = _figure("Files changed per day (all jobs)", "files")
     days = sorted({r.end // 86400 for j in report.jobs for r in j.run_list})
     xs = [_dt(d * 86400) for d in days]
-    bottom = [0.0] * len(days)
-    for change, color in zip(CHURN, ("#1e88e5", "#fb8c00", "#8e24aa"), strict=True):
-        counts = [sum(r.churn.get(change, 0) for j in report.jobs for r in j.run_list if r.end // 86400 == d)
-                  for d in days]
-        ax.bar(xs, counts, bottom=bottom, color=color, width=0.8, label=change, align="edge")
-        bottom = [b + c for b, c in zip(bottom, counts, strict=True)]
+    runs = [[r for j in report.jobs for r in j.run_list if r.end // 86400 == d] for d in days]
+    _stacked_bars(ax, xs, [(change, color, [sum(r.churn.get(change, 0) for r in day) for day in runs])
+                           for change, color in zip(CHURN, ("#1e88e5", "#fb8c00", "#8e24aa"), strict=True)])
     _time_axis(ax, report)
     ax.legend(fontsize=9, loc="upper left", ncol=3)
     return Chart("churn", "Dataset churn",
@@ -212,8 +235,7 @@ def repository(report: Report) -> Chart:
                     label=job.name, linewidth=1.5)
     _time_axis(ax, report)
     ax.yaxis.set_major_formatter(_bytes_formatter())
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=9, loc="upper left", ncol=4)
+    _legend_when_drawn(ax)
     return Chart("repository-size", "Repository growth", "Storage the backups occupy; drops follow pruning.",
                  _png(fig))
 
@@ -222,14 +244,8 @@ def checks(report: Report) -> Chart | None:
     jobs = [j for j in report.jobs if j.check_age]
     if not jobs:
         return None
-    fig, ax = _figure("Days since the repository was last verified (borg check)", "days")
-    for job in jobs:
-        line, = ax.plot([_dt(t) for t, _ in job.check_age], [a / 86400 for _, a in job.check_age], label=job.name)
-        ax.axhline(job.check_max_age / 86400, color=line.get_color(), linestyle="--", linewidth=1,
-                   label=f"{job.name} limit ({job.check_max_age / 86400:g} days)")
-    _time_axis(ax, report)
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8, ncol=2, loc="upper left")
+    fig = _ages_with_limits(report, "Days since the repository was last verified (borg check)", "days",
+                            [(j.name, j.check_age, j.check_max_age) for j in jobs], (86400, "days"))
     return Chart("checks", "Integrity checks",
                  "A verified repository is known to be readable; above the dashed line the check is overdue.",
                  _png(fig))
@@ -259,14 +275,8 @@ def drills(report: Report) -> Chart | None:
     for ax, title, ylabel in ((cov, "Files verified by drills in 30 days", "share of the archive's files"),
                               (rto, "Estimated time to restore everything", "hours")):
         ax.set_title(title, fontsize=11)
-        ax.set_ylabel(ylabel)
-        ax.grid(True, axis="y", alpha=0.3)
-        for side in ("top", "right"):
-            ax.spines[side].set_visible(False)
-        ax.set_xlim(_dt(report.since), _dt(report.until))
-        ax.xaxis.set_major_locator(mdates.AutoDateLocator(minticks=3, maxticks=6))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b", tz=UTC))
-        ax.set_xlabel("date (UTC)")
+        _value_axes(ax, ylabel)
+        _time_axis(ax, report, ticks=(3, 6))
         ax.set_ylim(bottom=0)
     cov.yaxis.set_major_formatter(PercentFormatter(1.0))
     cov.legend(fontsize=8, loc="upper left")

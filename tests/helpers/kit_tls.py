@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import socket
 import socketserver
 import ssl
-import subprocess
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -30,7 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from helpers.servers import free_port
+from helpers.servers import free_port, process, serving
 
 HOST = "localhost"  # /etc/hosts: 127.0.0.1; the certificates name it, the probes use it as target
 
@@ -169,15 +166,13 @@ class _TLSGreet(socketserver.BaseRequestHandler):
 
 
 class Servers:
-    """Starts loopback servers and stops all of them on exit."""
+    """Starts loopback servers; all of them stop when the ``servers()`` block ends."""
 
-    def __init__(self) -> None:
-        self._servers: list[socketserver.BaseServer] = []
+    def __init__(self, stack: contextlib.ExitStack) -> None:
+        self._stack = stack
 
     def _serve(self, server: socketserver.BaseServer) -> int:
-        self._servers.append(server)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return int(server.server_address[1])
+        return self._stack.enter_context(serving(server))
 
     def https(self, ctx: ssl.SSLContext, delay: float = 0.0) -> str:
         server = _HTTPServer(("127.0.0.1", 0), _Handler)
@@ -192,49 +187,15 @@ class Servers:
     def tls_service(self, ctx: ssl.SSLContext) -> str:
         return f"{HOST}:{self._serve(_TLSEcho(ctx))}"
 
-    def close(self) -> None:
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
-
 
 @contextlib.contextmanager
 def servers() -> Iterator[Servers]:
-    running = Servers()
-    try:
-        yield running
-    finally:
-        running.close()
+    with contextlib.ExitStack() as stack:
+        yield Servers(stack)
 
 
 BLACKBOX = shutil.which("prometheus-blackbox-exporter") or shutil.which("blackbox_exporter")
 PROMETHEUS = shutil.which("prometheus")
-
-
-@contextlib.contextmanager
-def process(argv: list[str], ready_url: str, log: Path, env: dict[str, str] | None = None) -> Iterator[None]:
-    """Run ``argv`` until the block ends; wait for ``ready_url`` first. Only this PID is stopped."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(ready_url, timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{argv[0]} did not start: {log.read_text(errors='replace')}") from None
-                time.sleep(0.1)
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager

@@ -4,31 +4,27 @@ and catch a broken rule, every alert has a playbook section, the rules use only 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
-import yaml
-from helpers.kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
+from helpers.kit_files import (
+    alert_rules,
+    assert_alert_conventions,
+    assert_rules_clean,
+    assert_unit_tests_pass,
+    first_three_checks,
+    needs_promtool,
+    playbook_sections,
+    promtool,
+)
 
 from borgwatch.drill.metrics import DRILL_SPECS
-from borgwatch.kit import ASSETS, KIT_DIR, read_asset
-
-
-def promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120)
-
-
-def drill_alerts() -> list[dict]:
-    doc = yaml.safe_load(read_asset("drill-rules"))
-    return [rule for group in doc["groups"] for rule in group["rules"] if "alert" in rule]
+from borgwatch.kit import ASSETS, read_asset
 
 
 @needs_promtool
 def test_drill_rules_are_promtool_clean_and_their_unit_tests_pass() -> None:
-    check = promtool("check", "rules", "--lint=all", "--lint-fatal", str(KIT_DIR / ASSETS["drill-rules"]))
-    assert check.returncode == 0, check.stdout + check.stderr
-    test = promtool("test", "rules", str(KIT_DIR / ASSETS["drill-rules-test"]))
-    assert test.returncode == 0, test.stdout + test.stderr
+    assert_rules_clean("drill-rules")
+    assert_unit_tests_pass("drill-rules-test")
 
 
 @needs_promtool
@@ -45,19 +41,16 @@ def test_the_unit_tests_catch_a_rule_that_ignores_mismatches_or_staleness(tmp_pa
 
 
 def test_both_alerts_exist_with_severity_runbook_and_a_playbook_section() -> None:
-    alerts = {rule["alert"]: rule for rule in drill_alerts()}
+    alerts = {rule["alert"]: rule for rule in alert_rules("drill-rules")}
     assert set(alerts) == {"BackupRestoreDrillFailed", "BackupRestoreDrillStale"}
     assert alerts["BackupRestoreDrillFailed"]["labels"]["severity"] == "critical"
     assert alerts["BackupRestoreDrillStale"]["labels"]["severity"] == "warning"
-    playbook = read_asset("playbook")
-    drill_part = playbook.split("# Restore drill alerts")[1]
+    sections = playbook_sections(level=4, part="Restore drill alerts")
+    assert set(sections) == set(alerts)
     for name, rule in alerts.items():
-        assert rule["annotations"]["runbook_url"] == RUNBOOK_BASE + github_anchor(name)
-        section = drill_part.split(f"\n#### {name}\n")[1].split("\n#### ")[0]
-        checks = section.split("**First three checks**")[1].split("**Likely causes.**")[0]
-        assert len(re.findall(r"^\d\. ", checks, flags=re.M)) == 3 and "`" in checks
-        for part in ("**Meaning.**", "**Remediation.**", "**Escalation.**", "**Auto-remediation"):
-            assert part in section, (name, part)
+        assert_alert_conventions(rule)
+        assert "`" in first_three_checks(name, sections[name])
+        assert "**Remediation.**" in sections[name], name
 
 
 def test_the_rules_use_only_exported_drill_metrics() -> None:

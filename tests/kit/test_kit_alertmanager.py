@@ -4,36 +4,35 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from datetime import datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helpers.kit_files import alert_names, alert_rules, needs_amtool
+from helpers.kit_files import (
+    PAGING,
+    alert_names,
+    alert_rules,
+    amtool,
+    assert_routed,
+    needs_amtool,
+    routes_test,
+    yaml_asset,
+)
 
-from borgwatch.kit import ASSETS, KIT_DIR, read_asset
+from borgwatch.kit import asset_path, read_asset
 
-CONFIG = str(KIT_DIR / ASSETS["routes"])
-PAGING = "opsgenie-primary,sms-fallback,ops-critical-catchall"
 WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
-@cache
 def routes() -> dict[str, Any]:
-    return yaml.safe_load(read_asset("routes"))
-
-
-def _amtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["amtool", *args], capture_output=True, text=True, timeout=60)
+    return yaml_asset("routes")
 
 
 @needs_amtool
 @pytest.mark.slow
 def test_amtool_check_config_is_clean() -> None:
-    proc = _amtool("check-config", CONFIG)
+    proc = amtool("check-config", str(asset_path("routes")))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
     assert "3 inhibit rules" in proc.stdout and "4 receivers" in proc.stdout
@@ -45,7 +44,7 @@ def test_amtool_rejects_a_broken_config(tmp_path: Path) -> None:
     broken = tmp_path / "am.yaml"
     broken.write_text(read_asset("routes").replace("active_time_intervals: [after-hours]",
                                                    "active_time_intervals: [office-hours]"))
-    proc = _amtool("check-config", str(broken))
+    proc = amtool("check-config", str(broken))
     assert proc.returncode != 0 and "office-hours" in proc.stdout + proc.stderr
 
 
@@ -64,19 +63,13 @@ ROUTE_CASES = {
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(ROUTE_CASES))
 def test_amtool_routes_test(case: str) -> None:
-    labels, receivers = ROUTE_CASES[case]
-    proc = _amtool("config", "routes", "test", f"--config.file={CONFIG}", f"--verify.receivers={receivers}",
-                   *labels)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.strip() == receivers
+    assert_routed(*ROUTE_CASES[case])
 
 
 @needs_amtool
 @pytest.mark.slow
 def test_amtool_routes_test_can_fail() -> None:
-    proc = _amtool("config", "routes", "test", f"--config.file={CONFIG}", "--verify.receivers=ops-email",
-                   "severity=critical")
-    assert proc.returncode != 0
+    assert routes_test("ops-email", ["severity=critical"]).returncode != 0
 
 
 # ------------------------------------------------------------------ what amtool cannot check

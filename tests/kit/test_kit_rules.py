@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from helpers.kit_files import (
-    RUNBOOK_BASE,
     alert_names,
     alert_rules,
     all_rules,
-    github_anchor,
+    assert_alert_conventions,
+    assert_mutation_caught,
+    assert_rules_clean,
+    assert_unit_tests_pass,
+    firing_and_quiet,
+    first_three_checks,
     needs_promtool,
     playbook_sections,
     recorded_names,
-    rules_tests_doc,
     slo_alert_names,
+    yaml_asset,
 )
 from helpers.kit_promql import known_metric, metric_names
 
@@ -31,10 +33,6 @@ EXPECTED_ALERTS = {
     "BackupMetricsMissing", "BackupTextfileScrapeError", "BackupLokiDeliveryFailing", "BackupLokiLogsDropped",
     "NASPoolDegraded", "IngressLatencyHigh", "NodeCPUHigh",
 }
-
-
-def _promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
 # ------------------------------------------------------------------ the kit package
@@ -54,18 +52,13 @@ def test_unknown_asset_lists_valid_names() -> None:
 @needs_promtool
 @pytest.mark.slow
 def test_promtool_check_rules_is_clean() -> None:
-    proc = _promtool("check", "rules", "--lint=all", "--lint-fatal", str(KIT_DIR / ASSETS["rules"]))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # the YAML reader used by the other tests must see exactly the rules promtool sees
-    assert f"SUCCESS: {len(all_rules())} rules found" in proc.stdout
+    assert_rules_clean("rules")
 
 
 @needs_promtool
 @pytest.mark.slow
 def test_promtool_unit_tests_pass() -> None:
-    proc = _promtool("test", "rules", str(KIT_DIR / ASSETS["rules-test"]))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "SUCCESS" in proc.stdout and "FAILED" not in proc.stdout
+    assert_unit_tests_pass("rules-test")
 
 
 # mutation -> (text in the rules, replacement, test group that must catch it)
@@ -84,30 +77,11 @@ MUTATIONS = {
 }
 
 
-def _only_group(test_file: str, name: str) -> str:
-    """The unit-test file reduced to one test group (promtool 2.42 has no --run filter)."""
-    head, *groups = re.split(r"(?m)^(?=  - name: )", test_file)
-    kept = [g for g in groups if g.startswith(f"  - name: {name}\n")]
-    assert len(kept) == 1, name
-    return head + kept[0]
-
-
 @needs_promtool
 @pytest.mark.slow
 @pytest.mark.parametrize("mutation", sorted(MUTATIONS))
 def test_unit_tests_catch_a_broken_rule(mutation: str, tmp_path: Path) -> None:
-    old, new, group = MUTATIONS[mutation]
-    rules = read_asset("rules")
-    assert rules.count(old) == 1, f"mutation {mutation!r} no longer applies"
-    (tmp_path / ASSETS["rules"]).write_text(rules)
-    (tmp_path / ASSETS["rules-test"]).write_text(_only_group(read_asset("rules-test"), group))
-    # the reduced file passes against the real rules ...
-    assert _promtool("test", "rules", str(tmp_path / ASSETS["rules-test"])).returncode == 0
-    # ... and fails against the mutated ones
-    (tmp_path / ASSETS["rules"]).write_text(rules.replace(old, new))
-    assert _promtool("check", "rules", str(tmp_path / ASSETS["rules"])).returncode == 0
-    proc = _promtool("test", "rules", str(tmp_path / ASSETS["rules-test"]))
-    assert proc.returncode != 0 and "FAILED" in proc.stdout + proc.stderr, proc.stdout
+    assert_mutation_caught(tmp_path, "rules", MUTATIONS[mutation])
 
 
 # ------------------------------------------------------------------ conventions
@@ -117,12 +91,7 @@ def test_the_expected_alerts_exist() -> None:
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda r: r["alert"])
 def test_alert_has_severity_annotations_and_runbook(rule: dict) -> None:
-    assert rule["labels"]["severity"] in {"critical", "warning"}
-    annotations = rule["annotations"]
-    assert set(annotations) == {"summary", "description", "runbook_url"}
-    assert all(annotations[k].strip() for k in annotations)
-    assert annotations["runbook_url"] == RUNBOOK_BASE + github_anchor(rule["alert"])
-    assert re.fullmatch(r"\d+[smh]", rule["for"]), "every alert needs a for: duration"
+    assert_alert_conventions(rule)
 
 
 def test_backup_job_failed_severity_by_class() -> None:
@@ -169,24 +138,17 @@ def test_known_metric_rejects_typos() -> None:
 
 # ------------------------------------------------------------------ unit-test coverage
 def test_every_alert_has_a_firing_and_a_quiet_case() -> None:
-    firing: set[str] = set()
-    quiet: set[str] = set()
-    for group in rules_tests_doc()["tests"]:
+    assert firing_and_quiet("rules-test") == (alert_names(), alert_names())
+    for group in yaml_asset("rules-test")["tests"]:
         assert group["interval"] == "1m"
         for case in group.get("alert_rule_test", []):
-            if case["exp_alerts"]:
-                firing.add(case["alertname"])
-                for alert in case["exp_alerts"]:
-                    assert "severity" in alert["exp_labels"]
-                    assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}
-            else:
-                quiet.add(case["alertname"])
-    assert firing == alert_names()
-    assert quiet == alert_names()
+            for alert in case["exp_alerts"]:
+                assert "severity" in alert["exp_labels"]
+                assert set(alert["exp_annotations"]) == {"summary", "description", "runbook_url"}
 
 
 def test_test_file_reader_is_faithful() -> None:
-    doc = yaml.safe_load(read_asset("rules-test"))
+    doc = yaml_asset("rules-test")
     assert doc["rule_files"] == [ASSETS["rules"]]
     assert doc["evaluation_interval"] == "1m"
 
@@ -196,12 +158,7 @@ def test_playbook_has_one_complete_section_per_alert() -> None:
     sections = playbook_sections()
     assert set(sections) == alert_names() | slo_alert_names()
     for name, text in sections.items():
-        for part in ("**Meaning.**", "**First three checks**", "**Likely causes.**", "**Remediation",
-                     "**Escalation.**", "**Auto-remediation"):
-            assert part in text, f"{name}: missing {part}"
-        checks = text.split("**First three checks**")[1].split("**Likely causes.**")[0]
-        assert len(re.findall(r"^\d\. ", checks, flags=re.M)) == 3, name
-        assert "`" in checks, f"{name}: checks need exact commands"
+        assert "`" in first_three_checks(name, text), f"{name}: checks need exact commands"
 
 
 def test_playbook_commands_use_real_cli_and_labels() -> None:

@@ -5,20 +5,24 @@ shared with the alert rules, and Alertmanager routing of the SLO alerts (real am
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from helpers.kit_files import (
-    RUNBOOK_BASE,
-    github_anchor,
+    alert_cases,
+    assert_alert_conventions,
+    assert_rules_clean,
+    check_rules,
+    first_three_checks,
     needs_amtool,
     needs_promtool,
     playbook_sections,
+    promtool,
     recorded_names,
+    routes_test,
     slo_alert_names,
     slo_rules,
+    yaml_asset,
 )
 from helpers.kit_promql import expand_grafana, known_metric, metric_names
 
@@ -32,22 +36,16 @@ DRILLS_TEST = KIT_DIR / ASSETS["slo-rules-drills-test"]
 DRILL_ALERTS = {"BackupRestoreDrillBudgetBurn", "BackupRestoreDrillCoverageLow"}
 
 
-def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["promtool", *args], capture_output=True, text=True, timeout=300)
-
-
 @needs_promtool
 @pytest.mark.slow
 def test_promtool_lint_all_is_clean() -> None:
-    proc = _promtool("check", "rules", "--lint=all", "--lint-fatal", str(SLO_RULES))
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"SUCCESS: {len(slo_rules())} rules found" in proc.stdout
+    assert_rules_clean("slo-rules")
 
 
 @needs_promtool
 @pytest.mark.slow
 def test_promtool_unit_tests_pass_and_catch_broken_tiers(tmp_path: Path) -> None:
-    proc = _promtool("test", "rules", str(SLO_TEST))
+    proc = promtool("test", "rules", str(SLO_TEST))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # one missed night must not page: a page factor of 5 (stale a quarter of 2 days) pages on it
     rules = read_asset("slo-rules")
@@ -55,7 +53,7 @@ def test_promtool_unit_tests_pass_and_catch_broken_tiers(tmp_path: Path) -> None
     assert rules.count(page) == 2
     (tmp_path / SLO_RULES.name).write_text(rules.replace(page, page.replace("> 10", "> 5"), 1))
     (tmp_path / SLO_TEST.name).write_text(read_asset("slo-rules-test"))
-    proc = _promtool("test", "rules", str(tmp_path / SLO_TEST.name))
+    proc = promtool("test", "rules", str(tmp_path / SLO_TEST.name))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "FAILED" in out
     got = out.split("got:")[1]
@@ -65,7 +63,7 @@ def test_promtool_unit_tests_pass_and_catch_broken_tiers(tmp_path: Path) -> None
 @needs_promtool
 @pytest.mark.slow
 def test_drill_slo_unit_tests_pass() -> None:
-    proc = _promtool("test", "rules", str(DRILLS_TEST))
+    proc = promtool("test", "rules", str(DRILLS_TEST))
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -86,14 +84,14 @@ def test_drill_slo_unit_tests_catch_a_broken_rule(tmp_path: Path, old: str, new:
     assert old in rules
     (tmp_path / SLO_RULES.name).write_text(rules.replace(old, new, 1))
     (tmp_path / DRILLS_TEST.name).write_text(read_asset("slo-rules-drills-test"))
-    assert _promtool("check", "rules", "--lint=all", "--lint-fatal", str(tmp_path / SLO_RULES.name)).returncode == 0
-    proc = _promtool("test", "rules", str(tmp_path / DRILLS_TEST.name))
+    assert check_rules(tmp_path / SLO_RULES.name).returncode == 0
+    proc = promtool("test", "rules", str(tmp_path / DRILLS_TEST.name))
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "FAILED" in out and caught in out, out[-2000:]
 
 
 def test_objectives_are_in_one_group_and_label_free() -> None:
-    (targets,) = [g for g in yaml.safe_load(read_asset("slo-rules"))["groups"]
+    (targets,) = [g for g in yaml_asset("slo-rules")["groups"]
                   if g["name"] == "borgwatch-slo-targets"]
     records = {r["record"] for r in targets["rules"]}
     assert records == {"borgwatch:slo_freshness_objective", "borgwatch:slo_run_success_objective",
@@ -127,10 +125,8 @@ def test_drill_freshness_has_the_windows_of_freshness_and_the_sli_of_the_stale_a
 @pytest.mark.parametrize("rule", [r for r in slo_rules() if "alert" in r],
                          ids=lambda r: f"{r['alert']}-{r['labels']['window']}")
 def test_alert_conventions(rule: dict) -> None:
-    assert rule["labels"]["severity"] in {"critical", "warning"}
+    assert_alert_conventions(rule)
     assert rule["labels"]["slo"] in {"freshness", "drill_freshness", "drill_coverage"}
-    assert set(rule["annotations"]) == {"summary", "description", "runbook_url"}
-    assert rule["annotations"]["runbook_url"] == RUNBOOK_BASE + github_anchor(rule["alert"])
     if rule["labels"]["slo"] == "drill_coverage":  # coverage is itself a 30-day share: judged after one window
         days = COVERAGE_WINDOW_SECONDS // 86400
         assert rule["labels"]["window"] == f"{days}d"
@@ -163,9 +159,8 @@ def test_rule_uses_only_existing_metrics(rule: dict) -> None:
 
 
 def _alert_cases(asset: str) -> list[dict]:
-    doc = yaml.safe_load(read_asset(asset))
-    assert doc["rule_files"] == [ASSETS["slo-rules"]]
-    return [c for g in doc["tests"] for c in g.get("alert_rule_test", [])]
+    assert yaml_asset(asset)["rule_files"] == [ASSETS["slo-rules"]]
+    return alert_cases(asset)
 
 
 def test_every_slo_alert_fires_and_stays_quiet_in_the_unit_tests() -> None:
@@ -191,12 +186,8 @@ def test_playbook_section_per_slo_alert() -> None:
     sections = playbook_sections()
     for name in slo_alert_names():
         text = sections[name]
-        checks = text.split("**First three checks**")[1].split("**Likely causes.**")[0]
-        assert len(re.findall(r"^\d\. ", checks, flags=re.M)) == 3
+        first_three_checks(name, text)
         assert "borgwatch report" in text and "borgwatch-slo-targets" in text
-
-
-ROUTES = str(KIT_DIR / ASSETS["routes"])
 
 
 @needs_amtool
@@ -212,9 +203,7 @@ def test_slo_alerts_route_into_the_existing_tree(alert: str, severity: str, rece
     (rule,) = [r for r in slo_rules() if r.get("alert") == alert and r["labels"]["severity"] == severity]
     labels = [f"alertname={alert}", *(f"{k}={v}" for k, v in rule["labels"].items()),
               "backup_job=home", "instance=nas:9100"]
-    proc = subprocess.run(["amtool", "config", "routes", "test", f"--config.file={ROUTES}",
-                           f"--verify.receivers={receivers}", "--tree", *labels],
-                          capture_output=True, text=True, timeout=60)
+    proc = routes_test(receivers, labels, "--tree")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert route in proc.stdout
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 from helpers import kit_tls
-from helpers.kit_files import RUNBOOK_BASE, github_anchor, needs_promtool
+from helpers.kit_files import RUNBOOK_BASE, github_anchor, needs_promtool, promtool
 from helpers.kit_promql import BLACKBOX_EXPORTER, metric_names
 from helpers.kit_tls import HOST, Pki, Servers, issue, self_signed, server_context
 from helpers.servers import free_port
@@ -249,7 +249,7 @@ def _promtool_case(world: World, site: Site, alerts: list[dict[str, Any]],
            "tests": [{"interval": "1m", "input_series": series, "alert_rule_test": tests}]}
     path = tmp / "case.test.yml"
     path.write_text(json.dumps(doc, indent=1))  # JSON is YAML
-    return subprocess.run(["promtool", "test", "rules", str(path)], capture_output=True, text=True, timeout=120)
+    return promtool("test", "rules", str(path))
 
 
 @pytest.mark.parametrize("case", list(EXPECTED))
