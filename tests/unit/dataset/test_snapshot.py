@@ -24,9 +24,9 @@ def _d(content: str) -> bytes:
 def _snap(tmp: Path, name: str, cached: list[tuple[int, str, int]], listed: list[tuple[str, str, int]]) -> Snapshot:
     """cached: (key number, content, inode) — size 1, cmtime = inode; listed: (status, path, inode)."""
     snap = Snapshot.create(tmp / name)
-    snap.add_cached((_k(k), _d(c), ino, 1, ino) for k, c, ino in cached)
     for status, path, ino in listed:
         snap.add_listed(status, path.encode(), _st(ino, 1, ino), ino)
+    snap.add_cached((_k(k), _d(c), ino, 1, ino) for k, c, ino in cached)
     snap.seal()
     return snap
 
