@@ -7,7 +7,8 @@ the files are removed. Per size: read + build of one snapshot (reading the cache
 with its settle, a first run's build (every file listed ``A``), and the peak RSS of the whole process.
 
 Run: ``.venv/bin/python -m bench.snapshot_scale 10000 100000 1000000`` (one process per size, so each
-peak RSS is its own). The synthetic caches are written before the clock starts.
+peak RSS is its own). The synthetic caches are written before the clock starts; times are wall clock with
+the process's CPU time beside them (on a shared machine the CPU time is the steadier figure).
 """
 
 from __future__ import annotations
@@ -100,32 +101,40 @@ def build(snap_path: Path, cache: Path, listed: Iterable[tuple[str, bytes, os.st
     return snap
 
 
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _took(start: tuple[float, float], end: tuple[float, float], per: int = 1) -> str:
+    return f"{(end[0] - start[0]) / per:.3f} s ({(end[1] - start[1]) / per:.3f} s CPU)"
+
+
 def measure(n: int) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for generation in (0, 1):
             write_cache(work / f"files{generation}", n, generation)
         listed = [list(_listed(n, generation, False)) for generation in (0, 1)]  # 1 %: the clock starts after
-        t0 = time.perf_counter()
+        t0 = _clock()
         read = sum(1 for _ in read_entries(work / "files1"))
-        t1 = time.perf_counter()
+        t1 = _clock()
         build(work / "s0", work / "files0", listed[0]).close()
         cur = build(work / "s1", work / "files1", listed[1])
-        t2 = time.perf_counter()
+        t2 = _clock()
         prev = Snapshot.open(work / "s0")
         assert prev is not None
         found = diff(prev, cur)
         settle(cur, found, {path: "added" for path in undecided_paths(cur) if _number(path) >= n})  # borg's verdicts
-        t3 = time.perf_counter()
+        t3 = _clock()
         prev.close()
         cur.close()
         del listed
-        t4 = time.perf_counter()
+        t4 = _clock()
         build(work / "first", work / "files0", _listed(n, 0, True)).close()
-        t5 = time.perf_counter()
+        t5 = _clock()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return (f"{n} files: read+build {(t2 - t1) / 2:.3f} s per snapshot (reading {read} entries alone "
-            f"{t1 - t0:.3f} s), diff {t3 - t2:.3f} s, first-run build {t5 - t4:.3f} s, peak RSS {rss:.1f} MB "
+    return (f"{n} files: read+build {_took(t1, t2, 2)} per snapshot (reading {read} entries alone "
+            f"{_took(t0, t1)}), diff+settle {_took(t2, t3)}, first-run build {_took(t4, t5)}, peak RSS {rss:.1f} MB "
             f"(added {found.added}, removed {found.removed}, modified {found.modified}, "
             f"unchanged {found.unchanged}{', doubt: ' + found.doubt if found.doubt else ''})")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +60,37 @@ def locate(create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | 
 
 
 def read_entries(path: Path, max_age: int = 0) -> Iterator[Entry]:
-    """Stream the entries of age ≤ ``max_age``; one tuple at a time, nothing kept."""
+    """Stream the entries of age ≤ ``max_age``; one tuple at a time, nothing kept.
+
+    This is the one loop per entry (100k entries: ~60 ms of CPU, msgpack's own part ~20 ms), so every type is
+    checked by one ``struct`` call, and only the chunk-id lists of files of several chunks are hashed."""
     import msgpack  # borg's own dependency; only the files-cache diff needs it
 
+    check = struct.Struct("<32s16sQQQq").pack  # path hash, digest, age, inode, size, cmtime: raises on others
+    blake2b = hashlib.blake2b
     try:
         with open(path, "rb") as fd:
-            yield from _entries(msgpack.Unpacker(fd, raw=True, use_list=False, read_size=READ_SIZE,
-                                                 strict_map_key=False), max_age)
+            for item in msgpack.Unpacker(fd, raw=True, use_list=False, read_size=READ_SIZE, strict_map_key=False):
+                try:
+                    path_hash, (age, inode, size, cmtime, chunk_ids) = item
+                except (TypeError, ValueError):
+                    raise ValueError("an entry is not (path_hash, (age, inode, size, cmtime, chunk_ids))") from None
+                if age > max_age:
+                    continue
+                if len(chunk_ids) == 1:
+                    digest = chunk_ids[0][:DIGEST_BYTES]
+                else:
+                    digest = blake2b(b"".join(chunk_ids), digest_size=DIGEST_BYTES).digest()
+                if type(cmtime) is bytes:  # borg's bigint: little-endian two's complement beyond int64
+                    if len(cmtime) < 9:
+                        raise ValueError("an entry's cmtime is bytes but no bigint")
+                    cmtime = int.from_bytes(cmtime, "little", signed=True)
+                    check(path_hash, digest, age, inode, size, 0)
+                else:
+                    check(path_hash, digest, age, inode, size, cmtime)
+                if len(path_hash) != 32:
+                    raise ValueError("an entry has no 32-byte path hash")
+                yield path_hash[:KEY_BYTES], digest, inode, size, cmtime
     except FileNotFoundError:
         raise FilesCacheError(f"borg's files cache {path} does not exist (--files-cache=disabled, or another "
                               "BORG_FILES_CACHE_SUFFIX?)") from None
@@ -74,29 +98,3 @@ def read_entries(path: Path, max_age: int = 0) -> Iterator[Entry]:
         raise FilesCacheError(f"cannot read borg's files cache {path} ({exc.strerror})") from None
     except (ValueError, TypeError, struct.error, msgpack.UnpackException) as exc:
         raise FilesCacheError(f"borg's files cache {path} is not in a format borgwatch knows ({exc})") from None
-
-
-def _entries(unpacker: Iterable[Any], max_age: int) -> Iterator[Entry]:
-    """The one loop per entry (100k entries: ~60 ms of CPU, msgpack itself ~20 ms), so every type is checked by
-    one ``struct`` call, and only the chunk-id lists of files of several chunks are hashed."""
-    check = struct.Struct("<32s16sQQQq").pack  # path hash, digest, age, inode, size, cmtime: raises on others
-    blake2b = hashlib.blake2b
-    for item in unpacker:
-        try:
-            path_hash, (age, inode, size, cmtime, chunk_ids) = item
-        except (TypeError, ValueError):
-            raise ValueError("an entry is not (path_hash, (age, inode, size, cmtime, chunk_ids))") from None
-        if age > max_age:
-            continue
-        if len(chunk_ids) == 1:
-            digest = chunk_ids[0][:DIGEST_BYTES]
-        else:
-            digest = blake2b(b"".join(chunk_ids), digest_size=DIGEST_BYTES).digest()
-        if type(cmtime) is bytes:  # borg's bigint: little-endian two's complement beyond int64
-            cmtime = int.from_bytes(cmtime, "little", signed=True)
-            check(path_hash, digest, age, inode, size, 0)
-        else:
-            check(path_hash, digest, age, inode, size, cmtime)
-        if len(path_hash) != 32:
-            raise ValueError("an entry has no 32-byte path hash")
-        yield path_hash[:KEY_BYTES], digest, inode, size, cmtime

@@ -137,7 +137,7 @@ class Snapshot:
             self.db.execute("CREATE TEMP TABLE IF NOT EXISTS cand(key BLOB, digest BLOB, inode INTEGER, "
                             "size INTEGER, cmtime INTEGER)")
         sorter, pack = self._sorter, RECORD.pack
-        pending = sorter.pending
+        append = [bucket.append for bucket in sorter.pending]  # the buckets are cleared in place when spilled
         slots = bytearray(INODE_SLOTS + 1)
         for (inode,) in self.db.execute("SELECT inode FROM listed WHERE regular AND status IN ('A','M')"):
             slots[inode & INODE_SLOTS] = 1
@@ -146,7 +146,7 @@ class Snapshot:
         while True:
             room = sorter.run - sorter.held()
             for key, digest, inode, size, cmtime in islice(entries, room):
-                pending[key[0]].append(pack(key, digest, inode))
+                append[key[0]](pack(key, digest, inode))
                 if slots[inode & INODE_SLOTS] and cmtime <= INT64:  # maybe a listed file: bridged at seal
                     candidates.append((key, digest, inode, size, cmtime))
                     if len(candidates) >= BATCH:
