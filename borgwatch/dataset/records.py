@@ -23,7 +23,7 @@ RECORD = struct.Struct(">16s16sQ")  # borg's key, content digest, inode (big-end
 SIZE = RECORD.size
 KEY = 16
 BUCKETS = 256
-RUN = 1 << 17  # records held before a spill: ~11 MB of bytes objects
+RUN = 1 << 16  # records held before a spill: ~6 MB of bytes objects (1 << 17: +6 MB RSS, 8 % faster)
 
 
 class Sorter:
