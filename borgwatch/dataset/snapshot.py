@@ -176,6 +176,7 @@ class Snapshot:
             self.db.execute("DROP TABLE temp.cand")
         self.db.execute("CREATE INDEX listed_key ON listed(key) WHERE key IS NOT NULL")
         self.set_meta("records", str(total))
+        self.set_meta("files", str(self.files()))
         self.set_meta("sealed", "1")
         self.db.execute("COMMIT")
 
@@ -240,7 +241,7 @@ def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
     twice = via_inode = False
     for pkey, path, key, digest, inode in db.execute(
             "SELECT pkey, path, key, digest, inode FROM listed WHERE regular AND (key IS NULL OR key IN "
-            "temp.cur_only)").fetchall():
+            "temp.cur_only)"):
         row = prev.db.execute("SELECT key, digest FROM listed WHERE pkey = ? AND regular", (pkey,)).fetchone()
         if row is not None:
             target = row[0]
@@ -266,7 +267,7 @@ def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
             out.unchanged += 1
         else:
             out.modified += 1
-    out.removed = prev.files() - by_key - len(paired)
+    out.removed = int(prev.meta("files") or 0) - by_key - len(paired)
     if twice:
         out.doubt = "two names of this run match one name of the previous run"
     elif out.removed or via_inode:
