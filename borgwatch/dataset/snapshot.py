@@ -170,7 +170,8 @@ class Snapshot:
                 self.db.execute("INSERT INTO cached VALUES (?, ?)", (bucket, data))
                 total += len(data) // records.SIZE
             # only A/M name a file borg memorized under its own path (h is another name of the same inode)
-            self.db.execute("CREATE INDEX temp.cand_inode ON cand(inode)")
+            # covering: the join never reads the table (100k files: the update 0.47 -> 0.25 s)
+            self.db.execute("CREATE INDEX temp.cand_inode ON cand(inode, size, cmtime, key, digest)")
             self.db.execute("UPDATE listed SET key = c.key, digest = c.digest FROM temp.cand c WHERE listed.regular "
                             "AND listed.status IN ('A','M') AND c.inode = listed.inode AND c.size = listed.size "
                             "AND c.cmtime = listed.cmtime")
