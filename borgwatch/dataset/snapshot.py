@@ -1,10 +1,11 @@
 """A run's dataset snapshot from borg's files cache, and its diff against the previous run's (borg-free).
 
-A snapshot is one SQLite file of sorted fixed-width records (B-trees ``WITHOUT ROWID``): memory stays flat
-whatever the file count, and the diff is a merge of two sorted tables, never a Python object per file.
+A snapshot is one SQLite file; memory stays flat whatever the file count, and no Python object is made per
+unchanged file, neither to write it nor to diff it.
 
-* ``cached``: the files borg memorized in the run (files cache, age 0): borg's path key and the digest of the
-  file's ordered chunk ids — its content identity, which borg computed anyway.
+* ``cached``: the files borg memorized in the run (files cache, age 0) as fixed-width records sorted by key
+  (``records.py``): borg's path key, the file's content digest (its ordered chunk ids: a content identity borg
+  computed anyway) and its inode.
 * ``listed``: the files borg printed (``--list --filter=AMEhC``): this module's key of the archive path, the
   path, the status and the file's lstat. A listed regular file that borg memorized is bridged to its
   ``cached`` record by (inode, size, cmtime); one it did not memorize stays unbridged: the newest-cmtime
@@ -27,11 +28,17 @@ import sqlite3
 import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
-SCHEMA = "1"
+from borgwatch.dataset import records
+from borgwatch.dataset.records import RECORD, Sorter
+
+SCHEMA = "2"  # 1: one SQLite row per cached file
 BATCH = 5000
 REGULAR = ("A", "M", "C", "h")  # statuses of regular files (special files read as files show A or M too)
+INODE_SLOTS = (1 << 20) - 1  # the listed A/M inodes as a 1 MB bitmap: only their records are looked up
+INT64 = (1 << 63) - 1
 
 
 def path_key(path: bytes) -> bytes:
@@ -49,45 +56,53 @@ class SnapshotDiff:
 
 
 class Snapshot:
-    """One run's snapshot, written once (``add_*``, then ``seal``), then read by the next run's diff."""
+    """One run's snapshot, written once (``add_listed`` for each line, then ``add_cached``, then ``seal``),
+    then read by the next run's diff."""
 
-    def __init__(self, path: Path, db: sqlite3.Connection | None = None) -> None:
+    def __init__(self, path: Path, db: sqlite3.Connection | None = None, run: int = records.RUN) -> None:
         self.path = path
         self.db = db or sqlite3.connect(path, isolation_level=None)
+        self._listed: list[tuple[bytes, bytes, str, int, int | None, int | None, int | None]] = []
+        self._sorter: Sorter | None = None
+        self._run = run
         if db is not None:
             return
         self.db.executescript(
             "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
             "CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT);"
-            "CREATE TABLE IF NOT EXISTS cached(key BLOB PRIMARY KEY, digest BLOB NOT NULL, inode INTEGER, "
-            "size INTEGER, cmtime INTEGER) WITHOUT ROWID;"
-            "CREATE TABLE IF NOT EXISTS listed(pkey BLOB PRIMARY KEY, path BLOB NOT NULL, status TEXT, "
-            "regular INTEGER, inode INTEGER, size INTEGER, cmtime INTEGER, key BLOB) WITHOUT ROWID;"
+            "CREATE TABLE IF NOT EXISTS cached(bucket INTEGER PRIMARY KEY, data BLOB NOT NULL);"
+            # a rowid table: its rows are updated in place when bridged (100k files: 30 % faster than WITHOUT ROWID)
+            "CREATE TABLE IF NOT EXISTS listed(pkey BLOB UNIQUE, path BLOB NOT NULL, status TEXT, "
+            "regular INTEGER, inode INTEGER, size INTEGER, cmtime INTEGER, key BLOB, digest BLOB);"
         )
-        self._listed: list[tuple[bytes, bytes, str, int, int | None, int | None, int | None]] = []
 
     @classmethod
-    def create(cls, path: Path) -> Snapshot:
-        """A new, empty snapshot at ``path`` (a stale file or a planted symlink there is removed, not followed)."""
+    def create(cls, path: Path, run: int = records.RUN) -> Snapshot:
+        """A new, empty snapshot at ``path`` (a stale file or a planted symlink there is removed, not followed).
+        ``run``: records held in memory before the sort spills to a temp file."""
         for victim in (path, path.with_name(path.name + "-journal")):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(victim)
-        snap = cls(path)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+        snap = cls(path, run=run)
         snap.db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA,))
         snap.db.execute("BEGIN")
         return snap
 
     @classmethod
     def open(cls, path: Path) -> Snapshot | None:
-        """The previous run's snapshot, or None when there is none usable (missing, symlink, other schema)."""
+        """The previous run's snapshot, or None when there is none usable (missing, symlink, other schema,
+        unsealed, damaged)."""
         if path.is_symlink() or not path.is_file():
             return None
         try:
             snap = cls(path, sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None))
-            if snap.meta("schema") != SCHEMA or snap.meta("sealed") != "1":
+            size = snap.count("SELECT coalesce(sum(length(data)), 0) FROM cached")
+            if (snap.meta("schema") != SCHEMA or snap.meta("sealed") != "1"
+                    or size != int(snap.meta("records") or -1) * records.SIZE):
                 snap.close()
                 return None
-        except sqlite3.Error:
+        except (sqlite3.Error, ValueError):
             return None
         return snap
 
@@ -99,13 +114,11 @@ class Snapshot:
         self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
     # -- writing -----------------------------------------------------------------------------------
-    def add_cached(self, entries: Iterable[tuple[bytes, bytes, int, int, int]]) -> None:
-        """borg's age-0 files-cache entries (key, digest, inode, size, cmtime); a repeated key is an error."""
-        self.db.executemany("INSERT INTO cached VALUES (?,?,?,?,?)", entries)
-
     def add_listed(self, status: str, path: bytes, st: os.stat_result | None, cmtime_ns: int | None) -> None:
         """One ``--list`` line with the file's lstat (None: it vanished). ``cmtime_ns``: ctime or mtime, as
         borg's ``--files-cache`` mode compares them. A path listed twice (A, then C): the later line wins."""
+        if self._sorter is not None:
+            raise RuntimeError("the listing is recorded before borg's files cache is added")
         regular = int(status in REGULAR and st is not None and stat.S_ISREG(st.st_mode))
         self._listed.append((path_key(path), path, status, regular, st.st_ino if st else None,
                              st.st_size if st else None, cmtime_ns))
@@ -113,15 +126,59 @@ class Snapshot:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO listed VALUES (?,?,?,?,?,?,?,NULL)", self._listed)
+        self.db.executemany("INSERT OR REPLACE INTO listed VALUES (?,?,?,?,?,?,?,NULL,NULL)", self._listed)
         self._listed.clear()
 
+    def add_cached(self, entries: Iterable[tuple[bytes, bytes, int, int, int]]) -> None:
+        """borg's age-0 files-cache entries (key, digest, inode, size, cmtime), after the last ``add_listed``.
+        Keys are unique: borg's files cache is a dict of 32-byte path hashes (16 bytes kept)."""
+        if self._sorter is None:
+            self._flush()
+            self._sorter = Sorter(self._run)
+            self.db.execute("CREATE TEMP TABLE IF NOT EXISTS cand(key BLOB, digest BLOB, inode INTEGER, "
+                            "size INTEGER, cmtime INTEGER)")
+        sorter, pack = self._sorter, RECORD.pack
+        append = [bucket.append for bucket in sorter.pending]  # the buckets are cleared in place when spilled
+        slots = bytearray(INODE_SLOTS + 1)
+        for (inode,) in self.db.execute("SELECT inode FROM listed WHERE regular AND status IN ('A','M')"):
+            slots[inode & INODE_SLOTS] = 1
+        candidates: list[tuple[bytes, bytes, int, int, int]] = []
+        entries = iter(entries)
+        while True:
+            room = sorter.run - sorter.held()
+            for key, digest, inode, size, cmtime in islice(entries, room):
+                append[key[0]](pack(key, digest, inode))
+                if slots[inode & INODE_SLOTS] and cmtime <= INT64:  # maybe a listed file: bridged at seal
+                    candidates.append((key, digest, inode, size, cmtime))
+                    if len(candidates) >= BATCH:
+                        self._candidates(candidates)
+            self._candidates(candidates)
+            if sorter.held() < sorter.run:
+                return
+            sorter.spill_if_full()
+
+    def _candidates(self, candidates: list[tuple[bytes, bytes, int, int, int]]) -> None:
+        self.db.executemany("INSERT INTO temp.cand VALUES (?,?,?,?,?)", candidates)
+        candidates.clear()
+
     def seal(self) -> None:
-        """Bridge the listed files borg memorized to their files-cache records, and commit."""
+        """Write the sorted records, bridge the listed files borg memorized to their records, and commit."""
         self._flush()
-        # only A/M name a file borg memorized under its own path (h is another name of the same inode)
-        self.db.execute("UPDATE listed SET key = (SELECT c.key FROM cached c WHERE c.inode = listed.inode AND "
-                        "c.size = listed.size AND c.cmtime = listed.cmtime) WHERE status IN ('A','M') AND regular")
+        total = 0
+        if self._sorter is not None:
+            for bucket, data in self._sorter.buckets():
+                self.db.execute("INSERT INTO cached VALUES (?, ?)", (bucket, data))
+                total += len(data) // records.SIZE
+            # only A/M name a file borg memorized under its own path (h is another name of the same inode)
+            # covering: the join never reads the table (100k files: the update 0.47 -> 0.25 s)
+            self.db.execute("CREATE INDEX temp.cand_inode ON cand(inode, size, cmtime, key, digest)")
+            self.db.execute("UPDATE listed SET key = c.key, digest = c.digest FROM temp.cand c WHERE listed.regular "
+                            "AND listed.status IN ('A','M') AND c.inode = listed.inode AND c.size = listed.size "
+                            "AND c.cmtime = listed.cmtime")
+            self.db.execute("DROP TABLE temp.cand")
+        self.db.execute("CREATE INDEX listed_key ON listed(key) WHERE key IS NOT NULL")
+        self.set_meta("records", str(total))
+        self.set_meta("files", str(self.files()))
         self.set_meta("sealed", "1")
         self.db.execute("COMMIT")
 
@@ -131,74 +188,103 @@ class Snapshot:
 
     def files(self) -> int:
         """Regular file names in the archive, as far as this snapshot accounts for them."""
-        return (self.count("SELECT count(*) FROM cached WHERE key NOT IN (SELECT key FROM listed WHERE key "
-                           "IS NOT NULL)") + self.count("SELECT count(*) FROM listed WHERE regular"))
+        return (int(self.meta("records") or 0) - self.count("SELECT count(DISTINCT key) FROM listed")
+                + self.count("SELECT count(*) FROM listed WHERE regular"))
 
     def unmemorized(self) -> int:
         """Listed regular files borg read but did not memorize (newest cmtime, C, h, special)."""
         return self.count("SELECT count(*) FROM listed WHERE regular AND key IS NULL")
 
     def close(self) -> None:
+        if self._sorter is not None:
+            self._sorter.close()
         with contextlib.suppress(sqlite3.Error):
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
         self.db.close()
 
 
-# The names of a snapshot: every listed regular file, and every cached record no listed file bridges to
-# (a U file, known by borg's key only). ``k``: borg's key (NULL when unbridged), ``p``: the path key.
-_NAMES = ("SELECT l.key AS k, l.pkey AS p, l.status AS status, c.digest AS digest, l.inode AS inode, "
-          "l.path AS path FROM {s}.listed l LEFT JOIN {s}.cached c ON c.key = l.key WHERE l.regular "
-          "UNION ALL SELECT c.key, NULL, 'U', c.digest, c.inode, NULL FROM {s}.cached c "
-          "WHERE c.key NOT IN (SELECT key FROM {s}.listed WHERE key IS NOT NULL)")
-
-
 def diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
-    """The previous archive's regular files against this one's, by name. One pass of sorted joins in SQLite."""
-    db = cur.db
-    db.execute("ATTACH DATABASE ? AS prev", (str(prev.path),))
+    """The previous archive's regular files against this one's, by name: a merge of the sorted records (names
+    by borg's key), then the listed names left over, by path key or inode. A previous snapshot that cannot be
+    read through is a doubt."""
+    cur.db.executescript("DROP TABLE IF EXISTS temp.undecided; CREATE TEMP TABLE undecided(path BLOB, kind TEXT);"
+                         "DROP TABLE IF EXISTS temp.cur_only; "
+                         "CREATE TEMP TABLE cur_only(key BLOB PRIMARY KEY) WITHOUT ROWID;")
     try:
-        db.executescript(
-            f"CREATE TEMP TABLE cn AS {_NAMES.format(s='main')};"
-            f"CREATE TEMP TABLE pn AS {_NAMES.format(s='prev')};"
-            "CREATE INDEX temp.cn_k ON cn(k); CREATE INDEX temp.cn_p ON cn(p);"
-            "CREATE INDEX temp.pn_k ON pn(k); CREATE INDEX temp.pn_p ON pn(p);"
-            # each current name's previous one: by borg's key, else by path key, else (a file borg did not
-            # memorize, so its key is unknown: rewritten in place) the one previous U name of the same inode
-            "CREATE TEMP TABLE pairs AS SELECT c, coalesce(pk, pp, pi) AS p, "
-            "(pk IS NULL AND pp IS NULL AND pi IS NOT NULL) AS via_inode FROM (SELECT cn.rowid AS c, "
-            "(SELECT pn.rowid FROM pn WHERE cn.k IS NOT NULL AND pn.k = cn.k) AS pk, "
-            "(SELECT pn.rowid FROM pn WHERE cn.p IS NOT NULL AND pn.p = cn.p) AS pp, "
-            "(SELECT min(pn.rowid) FROM pn WHERE cn.k IS NULL AND pn.p IS NULL AND pn.inode = cn.inode "
-            "HAVING count(*) = 1) AS pi FROM cn);"
-            "DROP TABLE IF EXISTS temp.undecided;"
-            "CREATE TEMP TABLE undecided AS SELECT cn.path AS path, "
-            "CASE WHEN via_inode THEN 'inode' ELSE 'content' END AS kind FROM pairs "
-            "JOIN cn ON cn.rowid = pairs.c JOIN pn ON pn.rowid = pairs.p WHERE cn.digest IS NULL OR pn.digest IS NULL;"
-        )
-        out = SnapshotDiff()
-        row = db.execute(
-            "SELECT count(*) FILTER (WHERE pairs.p IS NULL), "
-            "count(*) FILTER (WHERE pairs.p IS NOT NULL AND cn.digest IS NOT NULL AND pn.digest IS NOT NULL "
-            "AND cn.digest != pn.digest), "
-            "count(*) FILTER (WHERE cn.digest IS NOT NULL AND cn.digest = pn.digest), "
-            "count(*) FILTER (WHERE pairs.p IS NOT NULL AND (cn.digest IS NULL OR pn.digest IS NULL)), "
-            "count(DISTINCT pairs.p), count(pairs.p) "
-            "FROM pairs JOIN cn ON cn.rowid = pairs.c LEFT JOIN pn ON pn.rowid = pairs.p").fetchone()
-        out.added, out.modified, out.unchanged, out.undecided, distinct, paired = row
-        out.removed = db.execute("SELECT count(*) FROM pn").fetchone()[0] - distinct
-        if distinct != paired:
-            out.doubt = "two names of this run match one name of the previous run"
-        elif out.removed or db.execute("SELECT 1 FROM pairs WHERE via_inode LIMIT 1").fetchone():
-            # an unpaired file borg did not memorize may be a removed name under a key only borg can compute
-            # (another borg dropped it from the shared cache): borg must confirm it is new
-            db.execute("INSERT INTO temp.undecided SELECT cn.path, 'new' FROM pairs JOIN cn ON cn.rowid = pairs.c "
-                       "WHERE pairs.p IS NULL AND cn.k IS NULL")
-        return out
-    finally:
-        db.executescript("DROP TABLE IF EXISTS temp.pairs; DROP TABLE IF EXISTS temp.cn; "
-                         "DROP TABLE IF EXISTS temp.pn;")
-        db.execute("DETACH DATABASE prev")
+        return _diff(prev, cur)
+    except (sqlite3.DatabaseError, ValueError) as exc:
+        return SnapshotDiff(doubt=f"the previous snapshot cannot be read ({exc})")
+
+
+def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
+    out = SnapshotDiff()
+    db = cur.db
+    # the inodes of this run's unbridged names, for the previous records an inode pairing may need
+    want = {ino for (ino,) in db.execute("SELECT inode FROM listed WHERE regular AND key IS NULL")}
+    by_inode: dict[int, list[bytes]] = {}
+    cur_only: list[bytes] = []
+    new_keys = 0
+    for prev_data, cur_data in zip(records.buckets(prev.db), records.buckets(db), strict=True):
+        same, other = records.merge(prev_data, cur_data, cur_only)
+        out.unchanged += same
+        out.modified += other
+        for inode, key in records.with_inodes(prev_data, want) if want else ():
+            by_inode.setdefault(inode, []).append(key)
+        if len(cur_only) >= BATCH:
+            new_keys += _keep(db, cur_only)
+    new_keys += _keep(db, cur_only)
+    by_key = out.unchanged + out.modified
+    # a record only this run has is a new name, unless a listed name owns it: that one may pair by path
+    out.added = new_keys - cur.count("SELECT count(DISTINCT key) FROM listed WHERE key IN temp.cur_only")
+    paired: set[bytes] = set()  # previous names paired by path or inode ("k" + borg's key, or "p" + path key)
+    undecided: list[tuple[bytes, str]] = []
+    unpaired: list[bytes] = []
+    twice = via_inode = False
+    for pkey, path, key, digest, inode in db.execute(
+            "SELECT pkey, path, key, digest, inode FROM listed WHERE regular AND (key IS NULL OR key IN "
+            "temp.cur_only)"):
+        row = prev.db.execute("SELECT key, digest FROM listed WHERE pkey = ? AND regular", (pkey,)).fetchone()
+        if row is not None:
+            target = row[0]
+            kind = "content"
+        elif key is None:  # rewritten in place: the one previous name of its inode that only borg's key names
+            keys = [k for k in by_inode.get(inode, ()) if not prev.count(
+                "SELECT count(*) FROM listed WHERE key = ?", k)]
+            if len(keys) != 1:
+                out.added += 1
+                unpaired.append(path)
+                continue
+            target, row, kind, via_inode = keys[0], (keys[0], None), "inode", True
+        else:
+            out.added += 1
+            continue
+        name = b"k" + target if target is not None else b"p" + pkey
+        twice = twice or name in paired or (target is not None and records.find(db, target))
+        paired.add(name)
+        if digest is None or row[1] is None:
+            out.undecided += 1
+            undecided.append((path, kind))
+        elif digest == row[1]:
+            out.unchanged += 1
+        else:
+            out.modified += 1
+    out.removed = int(prev.meta("files") or 0) - by_key - len(paired)
+    if twice:
+        out.doubt = "two names of this run match one name of the previous run"
+    elif out.removed or via_inode:
+        # an unpaired file borg did not memorize may be a removed name under a key only borg can compute
+        # (another borg dropped it from the shared cache): borg must confirm it is new
+        undecided += [(path, "new") for path in unpaired]
+    db.executemany("INSERT INTO temp.undecided VALUES (?, ?)", undecided)
+    return out
+
+
+def _keep(db: sqlite3.Connection, keys: list[bytes]) -> int:
+    db.executemany("INSERT INTO temp.cur_only VALUES (?)", ((k,) for k in keys))
+    count = len(keys)
+    keys.clear()
+    return count
 
 
 def undecided_paths(cur: Snapshot) -> Iterator[bytes]:

@@ -131,3 +131,34 @@ def test_create_lists_only_what_the_files_cache_diff_needs_and_extra_args_can_re
     assert "disabled" in argv.files_cache_refusal(["--files-cache=disabled"])
     assert argv.files_cache_refusal(["--files-cache", "mtime,size"]) == ""
     assert argv.files_cache_mode(["--files-cache", "mtime,size"]) == "mtime,size"
+
+
+def _cache(tmp: Path, *entries: tuple[bytes, tuple[object, ...]]) -> Path:
+    import msgpack
+
+    path = tmp / "files"
+    path.write_bytes(b"".join(msgpack.packb(entry) for entry in entries))
+    return path
+
+
+def test_digests_bigints_and_ages_as_borg_writes_them(tmp_path: Path) -> None:
+    ids = [bytes([n]) * 32 for n in range(3)]
+    big = (1 << 70).to_bytes(10, "little", signed=True)  # borg's bigint beyond int64
+    path = _cache(tmp_path, (b"a" * 32, (0, 1, 10, 5, [ids[0]])), (b"b" * 32, (0, 2, 20, big, ids)),
+                  (b"c" * 32, (0, 3, 30, 5, ids[::-1])), (b"d" * 32, (0, 4, 0, 5, [])),
+                  (b"e" * 32, (2, 5, 10, 5, [ids[0]])))
+    entries = list(read_entries(path))
+    assert [e[0] for e in entries] == [k * 16 for k in (b"a", b"b", b"c", b"d")]  # 16 of 32 bytes; age 2 skipped
+    assert entries[0][1] == ids[0][:16]  # a one-chunk file: its chunk id is its content identity
+    assert entries[1][1] != entries[2][1]  # the same chunks in another order are other content
+    assert len({e[1] for e in entries}) == 4 and all(len(e[1]) == 16 for e in entries)
+    assert entries[1][4] == 1 << 70
+    assert [e[0] for e in read_entries(path, max_age=2)][-1] == b"e" * 16
+
+
+@pytest.mark.parametrize("entry", [(b"k" * 32, (0, 1.5, 1, 1, [])), (b"k" * 32, (0, 1, 1, "now", [])),
+                                   (b"k" * 32, (0, 1, 1, 1, [7])), (b"k" * 32, (0, -1, 1, 1, [])),
+                                   (b"k" * 32, (0, 1, 1, 1, [b"a" * 32, 7])), (b"k" * 32, ("0", 1, 1, 1, []))])
+def test_a_field_of_another_type_is_an_unknown_format(tmp_path: Path, entry: tuple[bytes, tuple[object, ...]]) -> None:
+    with pytest.raises(FilesCacheError, match="not in a format borgwatch knows"):
+        list(read_entries(_cache(tmp_path, entry)))

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
+import random
+import sqlite3
 import stat
 from pathlib import Path
 
+import pytest
+
+from borgwatch.dataset import records
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle, undecided_paths
 
 
@@ -24,9 +29,9 @@ def _d(content: str) -> bytes:
 def _snap(tmp: Path, name: str, cached: list[tuple[int, str, int]], listed: list[tuple[str, str, int]]) -> Snapshot:
     """cached: (key number, content, inode) — size 1, cmtime = inode; listed: (status, path, inode)."""
     snap = Snapshot.create(tmp / name)
-    snap.add_cached((_k(k), _d(c), ino, 1, ino) for k, c, ino in cached)
     for status, path, ino in listed:
         snap.add_listed(status, path.encode(), _st(ino, 1, ino), ino)
+    snap.add_cached((_k(k), _d(c), ino, 1, ino) for k, c, ino in cached)
     snap.seal()
     return snap
 
@@ -122,3 +127,89 @@ def test_a_reused_inode_pairs_until_borg_says_the_file_is_new(tmp_path: Path) ->
     assert found == SnapshotDiff(unchanged=1, undecided=1)
     settle(cur, found, {b"/newest": "added"})
     assert found == SnapshotDiff(added=1, removed=1, unchanged=1)
+
+
+def _bucket_rows(snap: Snapshot) -> list[tuple[int, bytes]]:
+    return list(snap.db.execute("SELECT bucket, data FROM cached ORDER BY bucket"))
+
+
+def test_sort_runs_spilled_to_disk_give_the_same_sorted_snapshot(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    cached = [(rng.getrandbits(128), f"c{n}", 100 + n) for n in range(600)]
+    listed = [("M", f"/f{n}", 100 + n) for n in range(0, 600, 7)] + [("A", "/newest", 99)]
+    whole = _snap(tmp_path, "whole", cached, listed)
+    spilled = Snapshot.create(tmp_path / "spilled", run=5)  # ~120 spills of 5 records
+    for status, path, ino in listed:
+        spilled.add_listed(status, path.encode(), _st(ino, 1, ino), ino)
+    spilled.add_cached((_k(k), _d(c), ino, 1, ino) for k, c, ino in cached)
+    spilled.seal()
+    rows = _bucket_rows(spilled)
+    assert rows == _bucket_rows(whole) and len(rows) > 200
+    keys = [data[i:i + records.KEY] for _, data in rows for i in range(0, len(data), records.SIZE)]
+    assert keys == sorted(_k(k) for k, _, _ in cached)
+    assert spilled.files() == whole.files() == 601 and spilled.unmemorized() == 1
+    prev = _snap(tmp_path, "prev", cached[:-3] + [(1, "gone", 1)], [])
+    assert diff(prev, spilled) == diff(prev, whole) == SnapshotDiff(added=4, removed=1, unchanged=597)
+    assert list(undecided_paths(whole)) == [b"/newest"]  # unmemorized, unpaired: borg must confirm it is new
+
+
+def test_the_galloping_merge_agrees_with_set_arithmetic() -> None:
+    rng = random.Random(12)
+    for _ in range(40):
+        keys = {rng.getrandbits(128).to_bytes(16, "big") for _ in range(rng.randrange(0, 900))}
+        prev = {k: rng.randbytes(16) for k in keys if rng.random() > 0.05}
+        cur = {k: (rng.randbytes(16) if rng.random() < 0.02 else prev.get(k, rng.randbytes(16)))
+               for k in keys if rng.random() > 0.05}
+        inode = {k: rng.randrange(3) for k in keys}  # a changed inode alone is no change
+        pack = [b"".join(records.RECORD.pack(k, d, inode[k] + (side and k[0] % 2)) for k, d in sorted(recs.items()))
+                for side, recs in enumerate((prev, cur))]
+        cur_only: list[bytes] = []
+        same, other = records.merge(pack[0], pack[1], cur_only)
+        both = prev.keys() & cur.keys()
+        assert same == sum(prev[k] == cur[k] for k in both) and other == sum(prev[k] != cur[k] for k in both)
+        assert cur_only == sorted(cur.keys() - prev.keys())
+
+
+def test_inodes_are_found_at_their_offset_only() -> None:
+    key = (7).to_bytes(8, "big") * 2  # the inode's bytes inside a key must not count
+    data = b"".join(records.RECORD.pack(k, b"d" * 16, ino)
+                    for k, ino in ((b"\x00" * 16, 5), (key, 6), (b"\xff" * 16, 7)))
+    for wanted in ({7}, {7, 100, 101, 102, 103, 104, 105, 106, 107}):  # bytes.find, then the unpacking scan
+        assert list(records.with_inodes(data, wanted)) == [(7, b"\xff" * 16)]
+
+
+def test_an_old_schema_a_truncated_and_a_miscounted_snapshot_are_no_snapshot(tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "old")
+    old.executescript("CREATE TABLE meta(k TEXT PRIMARY KEY, v TEXT); INSERT INTO meta VALUES ('schema', '1');"
+                      "INSERT INTO meta VALUES ('sealed', '1'); CREATE TABLE cached(key BLOB PRIMARY KEY, "
+                      "digest BLOB NOT NULL, inode INTEGER, size INTEGER, cmtime INTEGER) WITHOUT ROWID;")
+    old.close()
+    assert Snapshot.open(tmp_path / "old") is None
+    _snap(tmp_path, "big", [(n, str(n), n) for n in range(20000)], []).close()
+    assert Snapshot.open(tmp_path / "big") is not None
+    data = (tmp_path / "big").read_bytes()
+    (tmp_path / "cut").write_bytes(data[:len(data) // 2])
+    assert Snapshot.open(tmp_path / "cut") is None
+    db = sqlite3.connect(tmp_path / "big")
+    db.execute("UPDATE cached SET data = substr(data, 1, length(data) - 40) WHERE bucket = 0")
+    db.commit()
+    db.close()
+    assert Snapshot.open(tmp_path / "big") is None
+
+
+def test_a_previous_snapshot_damaged_after_opening_is_a_doubt(tmp_path: Path) -> None:
+    _snap(tmp_path, "1", [(n, str(n), n) for n in range(20000)], []).close()
+    prev = Snapshot.open(tmp_path / "1")
+    assert prev is not None
+    with open(tmp_path / "1", "r+b") as f:
+        f.seek(8192)
+        f.write(b"\xff" * 200000)
+    cur = _snap(tmp_path, "2", [(n, str(n), n) for n in range(20000)], [])
+    assert "previous snapshot cannot be read" in diff(prev, cur).doubt
+
+
+def test_the_listing_comes_before_the_files_cache(tmp_path: Path) -> None:
+    snap = Snapshot.create(tmp_path / "1")
+    snap.add_cached([])
+    with pytest.raises(RuntimeError, match="listing"):
+        snap.add_listed("A", b"/late", _st(1, 1, 1), 1)
