@@ -38,6 +38,7 @@ class Stage(StrEnum):
 class Command(StrEnum):
     RUN = "run"
     EXEC = "exec"
+    DRILL = "drill"  # `borgwatch drill`: the sinks publish the drill (and their own counters), not a backup
 
 
 class WarningPolicy(StrEnum):
@@ -91,10 +92,10 @@ class EventName(StrEnum):
                         ("archive", "previous"))
     DRILL_MISMATCH = ("drill_mismatch", "error", "a restore drill found a file that does not verify (or cannot be "
                       "restored); one event per file, path and cause in the message", ("archive",))
-    DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (the run's drill stage): the same numbers as "
-                     "the borgwatch_drill_* metrics", ("status", "archive", "seed", "files_verified",
-                                                       "files_mismatched", "files_unreadable", "coverage_ratio",
-                                                       "duration_seconds"))
+    DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (`borgwatch drill` or a run's drill stage): "
+                     "the same numbers as the borgwatch_drill_* metrics",
+                     ("status", "archive", "seed", "files_verified", "files_mismatched", "files_unreadable",
+                      "coverage_ratio", "duration_seconds"))
     RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line, the same numbers as the textfile "
                    "metrics (the Loki sink adds it)",
                    ("status", "exit_code", "duration_seconds", "started_at", "ended_at", "repository", "archive",
