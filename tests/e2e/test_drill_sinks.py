@@ -89,9 +89,10 @@ def test_a_drill_reaches_loki_its_own_ping_check_and_the_gateway_beside_the_runs
 
 def test_a_drill_with_loki_down_still_records_its_metrics_and_state(workspace: Workspace) -> None:
     ws = workspace
-    ws.run(check=True)
     with LokiReceiver() as loki, receiver() as pings:
         configure(ws, loki.url, None, pings.url, loki_extra="retries = 0\nconnect_timeout = 1.0\n")
+        ws.run(check=True)
+        assert ws.value("borgwatch_sink_failures_total", sink="loki") == 0
         loki.refuse()
         proc = ws.borgwatch("drill", "home", "-c", str(ws.config))
     assert proc.returncode == 0, proc.stderr
