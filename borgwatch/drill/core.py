@@ -20,6 +20,7 @@ from borgwatch.borg import argv as borg_argv
 from borgwatch.borg import extract as bx
 from borgwatch.borg.env import BorgEnv, build_env
 from borgwatch.borg.events import Event, LogMessage, Text
+from borgwatch.borg.exitcodes import completed
 from borgwatch.borg.process import BorgProcess, BorgRun
 from borgwatch.borg.version import BorgVersion, detect_version, find_borg
 from borgwatch.commands import console
@@ -97,8 +98,8 @@ class Borg:
 
 
 def ok(run: BorgRun) -> bool:
-    """Success or a warning (rc 1, 100-127 with BORG_EXIT_CODES=modern)."""
-    return run.returncode in (0, 1) or 100 <= run.returncode <= 127
+    """Success or a warning: borg finished its work."""
+    return completed(run.returncode)
 
 
 def drill(config: Config, name: str, job: JobConfig, drill_plan: DrillPlan, archive: str | None,

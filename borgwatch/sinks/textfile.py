@@ -17,6 +17,7 @@ from borgwatch.store.files import read_own_file, remove_stale_temps
 
 if TYPE_CHECKING:
     from borgwatch.metrics.exposition import FullSample
+    from borgwatch.metrics.specs import Sample
 
 # A job's textfile is a few kB; a bigger one was not written by borgwatch and is not worth reading.
 MAX_TEXTFILE_BYTES = 1024 * 1024
@@ -54,12 +55,13 @@ class TextfileSink(BaseSink):
         from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
 
         if is_drill(result):  # the last drill's series go, whichever this drill has not (dry_run_success)
+            remove_stale_temps(self.path)
             self._merge(published_samples(result), drop_prefix=DRILL_PREFIX)
             return None
         write_textfile(self.path, build_registry(with_labels(job_samples(result), backup_job=self.job)))
         return None
 
-    def _merge(self, samples: list[tuple[str, dict[str, str], float]], drop_prefix: str | None) -> None:
+    def _merge(self, samples: list[Sample], drop_prefix: str | None) -> None:
         """Write ``samples`` and keep the file's other series (of other names, not under ``drop_prefix``)."""
         from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
 
