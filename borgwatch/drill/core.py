@@ -200,7 +200,9 @@ def _restore_and_verify(borg: Borg, state_dir: Path, name: str, drill_plan: Dril
         result.bytes_mismatched = sum(f.size for f, _ in verdicts.mismatched)
         result.files_unreadable = len(verdicts.unreadable)
         result.bytes_unreadable = sum(f.size for f, _ in verdicts.unreadable)
-        result.problems.extend(verdicts.problems())
+        problems = verdicts.problems()
+        result.problems.extend(problems)
+        result.problem_paths.update(problems)
         result.verified_paths = [f.path for f in verdicts.verified]
         now = time.time()
         coverage.mark_verified(result.verified_paths, now)

@@ -46,7 +46,10 @@ def drill_with_events(config: Config, name: str, stop: Stopper, event: EventSink
     message = result.problems[0] if result.problems and status != Status.SUCCESS else ""
     stage = StageResult(Stage.DRILL, status, rc, result.started_at, result.ended_at - result.started_at, message)
     for problem in result.problems[:MAX_DRILL_EVENTS]:
-        event(Level.ERROR, EventName.DRILL_MISMATCH, redact(problem), archive=result.archive or "")
+        path = result.problem_paths.get(problem)
+        event(Level.ERROR, EventName.DRILL_MISMATCH, redact(problem), archive=result.archive or "",
+              **({"path": redact(path)} if path else {}))
+    result.problem_paths = {}  # events only: the record and the run's state keep the problem lines
     level = Level.INFO if status == Status.SUCCESS else Level.ERROR
     event(level, EventName.DRILL_SUMMARY, summary(result), status=result.status, archive=result.archive or "",
           seed=result.seed, files_verified=result.files_verified, files_mismatched=result.files_mismatched,

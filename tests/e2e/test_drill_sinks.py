@@ -75,7 +75,8 @@ def test_a_drill_reaches_loki_its_own_ping_check_and_the_gateway_beside_the_runs
         new = sorted(loki.lines()[seen:], key=lambda line: line["time"])
         mismatches = [line for line in new if line["event"] == "drill_mismatch"]
         assert mismatches and all(line["level"] == "error" for line in mismatches)
-        assert any("/big.bin" in line["msg"] for line in mismatches), mismatches
+        assert any(line["path"] == str(ws.src / "big.bin") and line["msg"].startswith(line["path"] + ": ")
+                   for line in mismatches), mismatches
         assert [line for line in new if line["event"] == "drill_summary"][0]["status"] == "failed"
         assert not [line for line in new if line["event"] == "run_summary"]
         pushed = gateway_series(gateway)
