@@ -38,6 +38,7 @@ class Stage(StrEnum):
 class Command(StrEnum):
     RUN = "run"
     EXEC = "exec"
+    DRILL = "drill"  # `borgwatch drill`: the sinks publish the drill (and their own counters), not a backup
 
 
 class WarningPolicy(StrEnum):
@@ -90,11 +91,11 @@ class EventName(StrEnum):
     BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
                         ("archive", "previous"))
     DRILL_MISMATCH = ("drill_mismatch", "error", "a restore drill found a file that does not verify (or cannot be "
-                      "restored); one event per file, path and cause in the message", ("archive",))
-    DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (the run's drill stage): the same numbers as "
-                     "the borgwatch_drill_* metrics", ("status", "archive", "seed", "files_verified",
-                                                       "files_mismatched", "files_unreadable", "coverage_ratio",
-                                                       "duration_seconds"))
+                      "restored); one event per file, path and cause in the message", ("archive", "path"))
+    DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (`borgwatch drill` or a run's drill stage): "
+                     "the same numbers as the borgwatch_drill_* metrics",
+                     ("status", "archive", "seed", "files_verified", "files_mismatched", "files_unreadable",
+                      "coverage_ratio", "duration_seconds"))
     RUN_SUMMARY = ("run_summary", "varies", "the finished run in one line, the same numbers as the textfile "
                    "metrics (the Loki sink adds it)",
                    ("status", "exit_code", "duration_seconds", "started_at", "ended_at", "repository", "archive",
@@ -229,6 +230,7 @@ class DrillResult:
     last_success_at: float | None = None  # persisted across drills
     problems: list[str] = field(default_factory=list)  # one line each: the file (or step) and the cause
     verified_paths: list[str] = field(default_factory=list, repr=False)
+    problem_paths: dict[str, str] = field(default_factory=dict, repr=False)  # problem line -> its file (events)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -255,6 +257,7 @@ class DrillResult:
     def as_dict(self) -> dict:
         data = dataclasses.asdict(self)
         data.pop("verified_paths")
+        data.pop("problem_paths")
         data.update(duration_seconds=self.duration_seconds, archive_age_seconds=self.archive_age_seconds,
                     throughput_bytes_per_second=self.throughput_bytes_per_second, rto_seconds=self.rto_seconds)
         return data

@@ -1,6 +1,10 @@
 """Every borg fact a restore drill needs: argv of ``borg extract`` (chosen files, a named path, a whole
 archive ``--dry-run``), ``borg list`` of an archive's files (metadata only) and of the content hashes of a
-few, the job's newest archive, and the parsers of their output. Same dialect in borg 1.2.4 and 1.4."""
+few, the job's newest archive, and the parsers of their output.
+
+One dialect in borg 1.2.4 and 1.4 (``REPO::ARCHIVE``, local times without a zone); borg 2 (asked through
+``feature.py``) takes ``--repo REPO`` and the archive as ``aid:ID`` (a name is a series of archives),
+prints times with their offset and marks each item of ``extract --list`` ``+`` (restored) or ``-``."""
 
 from __future__ import annotations
 
@@ -10,8 +14,10 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from borgwatch.borg.argv import base
+from borgwatch.borg.argv import archive_id, base
 from borgwatch.borg.events import Event, LogMessage
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.version import BorgVersion
 
 # the content hash borg computes from the archived chunks (`borg list --format {sha256}`, 1.2 and 1.4);
 # hashlib computes the same for the restored and the live file
@@ -20,6 +26,7 @@ LIST_LOGGER = "borg.output.list"  # `extract --list` names each item before it w
 
 
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
+_NAIVE_EPOCH = datetime.datetime(1970, 1, 1)
 _MICROSECOND = datetime.timedelta(microseconds=1)
 
 
@@ -33,29 +40,49 @@ class ArchivedFile:
     ctime_us: int
 
 
-def list_files(borg: str, repository: str, archive: str, lock_wait: int) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class Archive:
+    """The archive a drill restores from: how borg commands name it, how people do, when it was made."""
+
+    ref: str  # 1.x: its name; borg 2: aid:ID (its name is shared by the whole series)
+    name: str
+    time: float  # Unix time borg made it
+
+
+def _on_archive(borg: str, command: str, repository: str, archive: str, lock_wait: int,
+                version: BorgVersion | None, *options: str) -> list[str]:
+    """``borg COMMAND OPTIONS`` on one archive: ``REPO::ARCHIVE`` (1.x) or ``--repo REPO ARCHIVE`` (2.0)."""
+    if available(Feature.REPO_OPTION, version):
+        return [*base(borg, command, lock_wait, repository, version), *options, archive]
+    return [*base(borg, command, lock_wait), *options, f"{repository}::{archive}"]
+
+
+def list_files(borg: str, repository: str, archive: str, lock_wait: int, *,
+               version: BorgVersion | None = None) -> list[str]:
     """Every item of the archive, one JSON object per line; metadata only, no file data is read. The
     keys named in --format are the ones printed (ctime is not among the defaults of 1.4)."""
-    return [*base(borg, "list", lock_wait), "--json-lines", "--format", "{type}{path}{size}{mtime}{ctime}",
-            f"{repository}::{archive}"]
+    return _on_archive(borg, "list", repository, archive, lock_wait, version, "--json-lines", "--format",
+                       "{type}{path}{size}{mtime}{ctime}")
 
 
-def list_hashes(borg: str, repository: str, archive: str, lock_wait: int, paths: Iterable[str]) -> list[str]:
+def list_hashes(borg: str, repository: str, archive: str, lock_wait: int, paths: Iterable[str], *,
+                version: BorgVersion | None = None) -> list[str]:
     """The content hash of the named files, computed by borg from the archive's chunks."""
-    return [*base(borg, "list", lock_wait), "--format", f"{{{HASH_NAME}}}{{TAB}}{{path}}{{NUL}}",
-            f"{repository}::{archive}", *exact_patterns(paths)]
+    return [*_on_archive(borg, "list", repository, archive, lock_wait, version, "--format",
+                         f"{{{HASH_NAME}}}{{TAB}}{{path}}{{NUL}}"), *exact_patterns(paths)]
 
 
 def extract(borg: str, repository: str, archive: str, lock_wait: int, paths: Iterable[str],
-            prefixes: bool = False) -> list[str]:
+            prefixes: bool = False, *, version: BorgVersion | None = None) -> list[str]:
     """Restore the named files (``prefixes``: whole subtrees) into the working directory."""
     patterns = [f"pp:{p}" for p in paths] if prefixes else exact_patterns(paths)
-    return [*base(borg, "extract", lock_wait), "--list", f"{repository}::{archive}", *patterns]
+    return [*_on_archive(borg, "extract", repository, archive, lock_wait, version, "--list"), *patterns]
 
 
-def extract_dry_run(borg: str, repository: str, archive: str, lock_wait: int) -> list[str]:
+def extract_dry_run(borg: str, repository: str, archive: str, lock_wait: int, *,
+                    version: BorgVersion | None = None) -> list[str]:
     """Read, decrypt and authenticate every chunk of the archive without writing anything."""
-    return [*base(borg, "extract", lock_wait), "--dry-run", f"{repository}::{archive}"]
+    return _on_archive(borg, "extract", repository, archive, lock_wait, version, "--dry-run")
 
 
 def exact_patterns(paths: Iterable[str]) -> list[str]:
@@ -63,7 +90,7 @@ def exact_patterns(paths: Iterable[str]) -> list[str]:
 
 
 def archive_path(source_path: str) -> str:
-    """borg 1.x stores an absolute source path without its leading slash."""
+    """borg (1.x and 2.0) stores an absolute source path without its leading slash."""
     return source_path.lstrip("/")
 
 
@@ -95,36 +122,45 @@ def parse_hashes(stdout: bytes) -> dict[str, str]:
     return out
 
 
-def find_archive(stdout: bytes, name: str | None) -> tuple[str, float] | None:
-    """``list --json`` -> (name, creation time as a Unix time) of the archive called ``name``, or of the
-    newest one when ``name`` is None; None when there is no such archive."""
+def find_archive(stdout: bytes, name: str | None, version: BorgVersion | None = None) -> Archive | None:
+    """The archive listing (``list``/``repo-list --json``) -> the archive called ``name`` (borg 2: the
+    newest of that series, or ``aid:PREFIX``), or the newest one when ``name`` is None; None when there is
+    no such archive."""
+    series = available(Feature.ARCHIVE_SERIES, version)
     try:
         archives = json.loads(stdout)["archives"]
-        found = [a for a in archives if name is None or a["name"] == name]
+        if name is not None and series and name.startswith("aid:"):
+            found = [a for a in archives if a["id"].startswith(name[4:])]
+        else:
+            found = [a for a in archives if name is None or a["name"] == name]
         chosen = found[-1]  # borg lists oldest first
-        return chosen["name"], _micros(chosen.get("start") or chosen["time"]) / 1e6
-    except (ValueError, KeyError, IndexError, TypeError):
+        when = _micros(chosen.get("start") or chosen["time"]) / 1e6
+        return Archive(archive_id(chosen["id"]) if series else chosen["name"], chosen["name"], when)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
 
 
-def listed_path(event: Event) -> str | None:
+def listed_path(event: Event, version: BorgVersion | None = None) -> str | None:
     """The item ``extract --list`` is about to write (so a failure names the file borg was reading)."""
-    if isinstance(event, LogMessage) and event.name == LIST_LOGGER:
-        return event.message
-    return None
+    if not isinstance(event, LogMessage) or event.name != LIST_LOGGER:
+        return None
+    if available(Feature.EXTRACT_LIST_FLAGS, version):
+        flag, _, path = event.message.partition(" ")
+        return path if flag == "+" else None  # "-": an item the patterns leave out
+    return event.message
 
 
 def _micros(text: str) -> int:
-    """borg 1.x times are local, without a zone, to the microsecond."""
+    """borg 1.x times are local, without a zone, to the microsecond; borg 2 adds the offset."""
     moment = datetime.datetime.fromisoformat(text)
     if moment.tzinfo is not None:
         return (moment - _EPOCH) // _MICROSECOND
-    naive_utc = (moment.replace(tzinfo=datetime.UTC) - _EPOCH) // _MICROSECOND
-    return naive_utc - _local_offset(moment.replace(minute=0, second=0, microsecond=0))
+    return (moment - _NAIVE_EPOCH) // _MICROSECOND - _local_offset(text[:13])
 
 
 @functools.lru_cache(maxsize=64)
-def _local_offset(hour: datetime.datetime) -> int:
-    """The local zone's offset in that hour, in microseconds (cached: astimezone() was a quarter of the
-    time of parsing a 100k-file listing)."""
-    return hour.astimezone().utcoffset() // _MICROSECOND  # type: ignore[operator]
+def _local_offset(hour: str) -> int:
+    """The local zone's offset in that hour ("YYYY-MM-DDTHH"), in microseconds (cached by the text:
+    astimezone() was a quarter, and the datetime arithmetic to find the hour another quarter, of parsing
+    a 100k-file listing)."""
+    return datetime.datetime.fromisoformat(hour).astimezone().utcoffset() // _MICROSECOND  # type: ignore[operator]

@@ -38,6 +38,7 @@ class Feature(StrEnum):
     # <cache>/files[.SUFFIX]: msgpack (path_hash, (age, inode, size, cmtime, chunk_ids)) per regular file;
     # 2.0 keeps one per archive series with another entry shape (borg/filescache.py refuses it for now)
     FILES_CACHE_V1 = "files-cache-v1"
+    EXTRACT_LIST_FLAGS = "extract-list-flags"  # extract --list: "+ PATH" restored, "- PATH" left out (2.0b23)
 
 
 V1_2: Key = (1, 2, 0, _FINAL, 0)
@@ -62,6 +63,7 @@ FEATURES: dict[Feature, tuple[Key, Key | None]] = {
     Feature.FILES_STATS: (V2_0A, None),
     Feature.MODERN_EXIT_CODES: (V1_4, None),  # 1.4 only with BORG_EXIT_CODES=modern, which build_env sets
     Feature.FILES_CACHE_V1: (V1_2, V2_0A),
+    Feature.EXTRACT_LIST_FLAGS: (V2_0A, None),
 }
 
 # The dialect a builder speaks when its caller names no version: borg 1.4, the project's default borg.

@@ -1,30 +1,23 @@
 """`borgwatch drill JOB…|--all`: restore a sample of the job's newest (or a named) archive with real
-`borg extract` into a private temporary directory, verify it, record the result and its metrics.
+`borg extract` into a private temporary directory, verify it, record the result and deliver it.
 
-A drill holds the job's lock (a backup and a drill of one job never overlap), passes borg the job's lock
-wait, writes nothing but its temporary directory (removed afterwards), its record and the job's textfile,
-and never changes the repository.
+A drill is a RunSession like `run` and `exec`: the job's lock (a backup and a drill of one job never
+overlap; borg gets the job's lock wait), the signal handlers, and the sinks through the registry — the
+drill's record and textfile series first, then Loki (its events), the drill's own ping check and the
+Pushgateway (the drill's series only). It writes nothing but its temporary directory (removed
+afterwards), its record and the job's files, and never changes the repository.
 """
 
 from __future__ import annotations
 
-import secrets
-import signal
-import time
-from pathlib import Path
-
 from borgwatch.commands import console
 from borgwatch.config.load import load_config
-from borgwatch.config.schema import Config, DrillConfig
-from borgwatch.drill.config import DrillPlan, plan
-from borgwatch.drill.core import SHOWN_PROBLEMS, STOP_SIGNALS, Stop, drill, summary
-from borgwatch.drill.result import DrillResult, load_record, save_record
-from borgwatch.errors import EXIT_ERROR, UserError
-from borgwatch.metrics.specs import drill_samples
-from borgwatch.sinks.textfile import TextfileSink
-from borgwatch.store.files import make_dirs
-from borgwatch.store.lock import JobLock
-from borgwatch.store.state import load_state
+from borgwatch.config.schema import Config
+from borgwatch.drill.core import SHOWN_PROBLEMS, summary
+from borgwatch.errors import UserError
+from borgwatch.model import Command
+from borgwatch.run.drill_stage import drill_with_events
+from borgwatch.run.session import RunOutcome, RunSession
 
 
 def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, archive: str | None,
@@ -38,66 +31,27 @@ def drill_command(config_path: str | None, jobs: list[str], all_jobs: bool, arch
             raise UserError(f"unknown job {name!r}; configured jobs: {', '.join(config.jobs) or 'none'}")
     worst, results = 0, []
     for name in names:
-        result, status = drill_job(config, name, plan(config.jobs[name].drill or DrillConfig()), archive)
-        worst = worst or status
-        if result is None:
-            continue
-        results.append(result.as_dict())
+        outcome = drill_job(config, name, archive)  # JobLocked: refused, nothing recorded
+        worst = worst or outcome.exit_code
+        drill = outcome.result.drill
+        assert drill is not None
+        results.append(drill.as_dict())
         if not as_json:
-            print(summary(result))
-        for line in result.problems[:SHOWN_PROBLEMS]:
+            print(summary(drill))
+        for line in drill.problems[:SHOWN_PROBLEMS]:
             console.problem(f"drill of {name}: {line}")
-        if len(result.problems) > SHOWN_PROBLEMS:
-            console.problem(f"drill of {name}: … and {len(result.problems) - SHOWN_PROBLEMS} more (see --json)")
+        if len(drill.problems) > SHOWN_PROBLEMS:
+            console.problem(f"drill of {name}: … and {len(drill.problems) - SHOWN_PROBLEMS} more (see --json)")
+        for line in outcome.problems:
+            console.problem(f"drill of {name}: {line}")
     if as_json:
         console.print_json(results)
     return worst
 
 
-def drill_job(config: Config, name: str, drill_plan: DrillPlan, archive: str | None
-              ) -> tuple[DrillResult | None, int]:
-    """One drill under the job's lock; (None, exit status) when the lock is held by a run."""
-    job = config.jobs[name]
-    state_dir = Path(config.state_dir)
-    make_dirs(state_dir)
-    lock = JobLock(state_dir, name)
-    lock.acquire()  # JobLocked: refused, nothing recorded (the holder owns the job's files)
-    stop = Stop()
-    previous_handlers = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
-    try:
-        previous = load_record(state_dir, name)
-        result = DrillResult(name, time.time(), drill_plan.seed if drill_plan.seed is not None
-                             else secrets.randbits(32), max_age_seconds=drill_plan.max_age_seconds,
-                             last_success_at=previous.last_success_at if previous else None)
-        exit_status = drill(config, name, job, drill_plan, archive, result, previous, stop)
-        result.ended_at = time.time()
-        if result.status == "success":
-            result.last_success_at = result.ended_at
-        save_record(state_dir, result)
-        try:
-            write_textfile(config, name, state_dir, result)
-        except OSError as exc:
-            result.problems.append(f"cannot write metrics to {config.textfile_dir}: {exc.strerror or exc}; "
-                                   "create the directory and make it writable for borgwatch's user")
-            exit_status = exit_status or EXIT_ERROR
-        return result, exit_status
-    finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
-        lock.release()
-
-
-def write_textfile(config: Config, name: str, state_dir: Path, drill: DrillResult) -> None:
-    """The job's textfile from its last run's RunResult carrying this drill: the normal textfile path, so
-    the backup's series stay (call under the job's lock)."""
-    state, _ = load_state(state_dir, name)
-    last_run = state.previous_result()
-    if last_run is None:  # no backup recorded yet: the drill's series alone
-        from borgwatch.metrics.exposition import build_registry, with_labels
-        from borgwatch.metrics.exposition import write_textfile as write
-        write(TextfileSink(config, name).path, build_registry(with_labels(drill_samples(drill), backup_job=name)))
-        return
-    last_run.drill = drill
-    TextfileSink(config, name).on_finish(last_run)
-
-
+def drill_job(config: Config, name: str, archive: str | None = None) -> RunOutcome:
+    """One drill of ``name`` through the run lifecycle (lock, signals, record, delivery)."""
+    with RunSession(config, name, Command.DRILL) as session:
+        drill, exit_code, _ = drill_with_events(config, name, session.stop, session.event, session.redact,
+                                                archive, on_started=session.start_sinks)
+        return session.finish_drill(drill, exit_code)

@@ -64,6 +64,8 @@ class DrillConfig:
     paths: list[str] = opt([], "Source paths restored in full (within max_bytes) for a real restore time.")
     temp_dir: str | None = opt(None, "Where the private restore directory is made (default: the system's "
                                      "temporary directory); never inside the job's paths.", kind="path")
+    ping: PingConfig | None = opt(None, "The drill's own healthchecks-style check: the keys of [jobs.NAME.ping]; "
+                                        "a drill never pings the job's backup check.")
 
 
 @dataclass

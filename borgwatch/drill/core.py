@@ -1,6 +1,6 @@
 """One restore drill: restore a sample of the job's newest (or a named) archive with real `borg extract`
 into a private temporary directory and verify it. The caller holds the job's lock and handles signals
-(`borgwatch drill`, or the run's drill stage)."""
+(a RunSession: `borgwatch drill`, or the run's drill stage; see ``run/drill_stage.py``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import contextlib
 import functools
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import time
@@ -21,8 +20,9 @@ from borgwatch.borg import argv as borg_argv
 from borgwatch.borg import extract as bx
 from borgwatch.borg.env import BorgEnv, build_env
 from borgwatch.borg.events import Event, LogMessage, Text
+from borgwatch.borg.exitcodes import completed
 from borgwatch.borg.process import BorgProcess, BorgRun
-from borgwatch.borg.version import find_borg
+from borgwatch.borg.version import BorgVersion, detect_version, find_borg
 from borgwatch.commands import console
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.drill.config import DrillPlan
@@ -32,7 +32,6 @@ from borgwatch.drill.verify import verify_against_archive, verify_restored
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.redact import Redactor
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 MAX_RESTORE_ATTEMPTS = 8  # each failed extract names one damaged file; the next skips it
 SHOWN_PROBLEMS = 10
 TEMP_PREFIX = "borgwatch-drill-"
@@ -45,8 +44,8 @@ class Interrupted(Exception):
 
 
 class Stopper(Protocol):
-    """What a drill needs of a signal handler: the first signal, and the borg to forward it to (the
-    drill command's Stop, or the run session's StopForwarder when the drill is a stage of a run)."""
+    """What a drill needs of a signal handler: the first signal, and the borg to forward it to (the run
+    session's StopForwarder, for `borgwatch drill` and for the drill stage of a run)."""
 
     signum: int | None
     current: BorgProcess | None
@@ -57,30 +56,19 @@ def check_stop(stop: Stopper) -> None:
         raise Interrupted(stop.signum)
 
 
-class Stop:
-    """Signal handler for the whole drill: remembers the first signal and forwards it to borg."""
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.current: BorgProcess | None = None
-
-    def __call__(self, signum: int, _frame: object) -> None:
-        self.signum = self.signum or signum
-        if self.current is not None:
-            self.current.signal(signum)
-
-
-
 @dataclass
 class Borg:
-    """The borg of one drill: binary, environment, repository, lock wait, and what it said."""
+    """The borg of one drill: binary and its version (the dialect of every argv), environment, repository,
+    lock wait, the archive (as borg commands name it), and what borg said."""
 
     path: str
+    version: BorgVersion
     env: BorgEnv
     repository: str
     lock_wait: int
     redact: Redactor
     stop: Stopper
+    archive: str = ""
     errors: list[str] = field(default_factory=list)
 
     def run(self, argv: list[str], cwd: str | None = None, on_event: Callable[[Event], None] | None = None,
@@ -110,25 +98,30 @@ class Borg:
 
 
 def ok(run: BorgRun) -> bool:
-    """Success or a warning (rc 1, 100-127 with BORG_EXIT_CODES=modern)."""
-    return run.returncode in (0, 1) or 100 <= run.returncode <= 127
+    """Success or a warning: borg finished its work."""
+    return completed(run.returncode)
 
 
 def drill(config: Config, name: str, job: JobConfig, drill_plan: DrillPlan, archive: str | None,
-           result: DrillResult, previous: DrillResult | None, stop: Stopper) -> int:
+          result: DrillResult, previous: DrillResult | None, stop: Stopper, redact: Redactor) -> int:
+    """Restore and verify into ``result``; returns the exit status. ``redact`` learns the job's secrets."""
     workdir: Path | None = None
     env: BorgEnv | None = None
     try:
         env = build_env(passcommand=job.passcommand, passphrase_file=job.passphrase_file,
                         passphrase_env=job.passphrase_env, extra=job.environment, base_dir=config.borg_base_dir,
                         where=f"jobs.{name}")
-        redact = Redactor(env.secrets)
-        borg = Borg(find_borg(config.borg), env, job.repository, job.lock_wait or config.lock_wait, redact, stop)
+        for secret in env.secrets:
+            redact.add(secret)
+        path = find_borg(config.borg)
+        version = detect_version(path, env.env, Path(config.state_dir))
+        borg = Borg(path, version, env, job.repository, job.lock_wait or config.lock_wait, redact, stop)
         _choose_archive(borg, config, name, job, archive, result)
         workdir = make_workdir(drill_plan.temp_dir, job.paths)
         _restore_and_verify(borg, Path(config.state_dir), name, drill_plan, result, previous, workdir)
         if drill_plan.dry_run_archive:
-            run = borg.run(bx.extract_dry_run(borg.path, borg.repository, result.archive or "", borg.lock_wait))
+            run = borg.run(bx.extract_dry_run(borg.path, borg.repository, borg.archive, borg.lock_wait,
+                                              version=borg.version))
             result.dry_run_ok = ok(run)
             if not result.dry_run_ok:
                 result.problems.append(f"archive {result.archive}: borg extract --dry-run failed: {borg.why(run)}")
@@ -157,26 +150,29 @@ def drill(config: Config, name: str, job: JobConfig, drill_plan: DrillPlan, arch
 def _choose_archive(borg: Borg, config: Config, name: str, job: JobConfig, archive: str | None,
                     result: DrillResult) -> None:
     host = config.hostname or socket.gethostname()
-    glob = None if archive else borg_argv.archive_glob(job, name, host)
-    run = borg.run(borg_argv.list_archives(borg.path, borg.repository, borg.lock_wait, glob=glob))
+    glob = None if archive else borg_argv.archive_match(job, name, host, borg.version)
+    run = borg.run(borg_argv.list_archives(borg.path, borg.repository, borg.lock_wait, glob=glob,
+                                           version=borg.version))
     if not ok(run):
         raise UserError(f"cannot list the archives of {borg.redact(borg.repository)}: {borg.why(run)}; "
                         "check the repository, its passphrase and the lock_wait")
-    found = bx.find_archive(run.stdout, archive)
+    found = bx.find_archive(run.stdout, archive, borg.version)
     if found is None:
         raise UserError(f"archive {archive!r} not found in the repository; list them with `borg list`"
                         if archive else f"job {name} has no archive yet; run `borgwatch run {name}` first")
-    result.archive, result.archive_time = found
+    borg.archive, result.archive_time = found.ref, found.time
+    result.archive = found.name if found.ref == found.name else f"{found.name} ({found.ref[:12]})"
 
 
 def _restore_and_verify(borg: Borg, state_dir: Path, name: str, drill_plan: DrillPlan, result: DrillResult,
                         previous: DrillResult | None, workdir: Path) -> None:
-    archive = result.archive or ""
+    archive = borg.archive
     coverage = Coverage(coverage_path(state_dir, name))
     try:
         listing_file = workdir / "listing.jsonl"
         with open(listing_file, "w+b") as fh:
-            run = borg.run(bx.list_files(borg.path, borg.repository, archive, borg.lock_wait), stdout_file=fh)
+            run = borg.run(bx.list_files(borg.path, borg.repository, archive, borg.lock_wait, version=borg.version),
+                           stdout_file=fh)
             if not ok(run):
                 raise UserError(f"cannot list archive {archive}: {borg.why(run)}")
             fh.seek(0)
@@ -196,7 +192,7 @@ def _restore_and_verify(borg: Borg, state_dir: Path, name: str, drill_plan: Dril
         check_stop(borg.stop)
         if verdicts.changed:
             run = borg.run(bx.list_hashes(borg.path, borg.repository, archive, borg.lock_wait,
-                                          [f.path for f, _ in verdicts.changed]))
+                                          [f.path for f, _ in verdicts.changed], version=borg.version))
             verify_against_archive(verdicts, bx.parse_hashes(run.stdout))
         result.files_verified = len(verdicts.verified)
         result.bytes_verified = sum(f.size for f in verdicts.verified)
@@ -204,7 +200,9 @@ def _restore_and_verify(borg: Borg, state_dir: Path, name: str, drill_plan: Dril
         result.bytes_mismatched = sum(f.size for f, _ in verdicts.mismatched)
         result.files_unreadable = len(verdicts.unreadable)
         result.bytes_unreadable = sum(f.size for f, _ in verdicts.unreadable)
-        result.problems.extend(verdicts.problems())
+        problems = verdicts.problems()
+        result.problems.extend(problems)
+        result.problem_paths.update(problems)
         result.verified_paths = [f.path for f in verdicts.verified]
         now = time.time()
         coverage.mark_verified(result.verified_paths, now)
@@ -224,8 +222,9 @@ def _extract(borg: Borg, archive: str, paths: list[str], restore_dir: Path, resu
         if not remaining:
             break
         listed: list[str] = []
-        run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, remaining),
-                       cwd=str(restore_dir), on_event=functools.partial(_note_listed, listed))
+        run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, remaining,
+                                  version=borg.version),
+                       cwd=str(restore_dir), on_event=functools.partial(_note_listed, listed, borg.version))
         result.restore_seconds += run.duration_seconds
         if ok(run):
             break
@@ -242,8 +241,8 @@ def _extract(borg: Borg, archive: str, paths: list[str], restore_dir: Path, resu
     return failed
 
 
-def _note_listed(listed: list[str], event: Event) -> None:
-    path = bx.listed_path(event)
+def _note_listed(listed: list[str], version: BorgVersion, event: Event) -> None:
+    path = bx.listed_path(event, version)
     if path is not None:
         listed.append(path)
 
@@ -261,8 +260,8 @@ def _restore_paths(borg: Borg, archive: str, drill_plan: DrillPlan, coverage: Co
         return
     target = workdir / "paths"
     target.mkdir(mode=0o700)
-    run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, prefixes, prefixes=True),
-                   cwd=str(target))
+    run = borg.run(bx.extract(borg.path, borg.repository, archive, borg.lock_wait, prefixes, prefixes=True,
+                              version=borg.version), cwd=str(target))
     result.restore_seconds += run.duration_seconds
     result.restored_bytes += tree_bytes(target)
     if not ok(run):

@@ -26,9 +26,9 @@ class Verdicts:
     # changed since the archive: (file, hash of the restored copy), to compare with the archive's hashes
     changed: list[tuple[ArchivedFile, str]] = field(default_factory=list)
 
-    def problems(self) -> list[str]:
-        return ([f"/{f.path}: {cause}" for f, cause in self.mismatched]
-                + [f"/{f.path}: {cause}" for f, cause in self.unreadable])
+    def problems(self) -> dict[str, str]:
+        """One line per file that did not verify (its path and the cause) -> the file's path."""
+        return {f"/{f.path}: {cause}": f"/{f.path}" for f, cause in [*self.mismatched, *self.unreadable]}
 
 
 def file_hash(path: Path) -> str | None:

@@ -8,7 +8,6 @@ import time
 from typing import TYPE_CHECKING
 
 from borgwatch.borg.env import BorgEnv, build_env
-from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.paths import archive_path
 from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.dataset.index import DatasetIndex, close_quietly, open_index, remove_index
@@ -136,8 +135,6 @@ def _drill_stage(ctx: StageContext, session: RunSession, plan: JobPlan) -> None:
     last = ctx.result.drill.last_success_at if ctx.result.drill else None
     if not made or ctx.interrupted is not None:
         skipped(ctx, Stage.DRILL, "create did not succeed")
-    elif available(Feature.ARCHIVE_SERIES, plan.version):
-        skipped(ctx, Stage.DRILL, f"restore drills need borg 1.2 or 1.4 so far (this is borg {plan.version.text})")
     elif not _due(plan.drill_every_seconds, last):
         skipped(ctx, Stage.DRILL, "not due")
     else:

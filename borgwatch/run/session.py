@@ -1,4 +1,4 @@
-"""One run of a job, end to end, for both `run` and `exec`: lock, state, the RunResult built from it,
+"""One run of a job, end to end, for `run`, `exec` and `drill`: lock, state, the RunResult built from it,
 signal handlers, sinks at start, (the caller's borg work), verdict, record, delivery, exit status."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from types import TracebackType
 
 from borgwatch.borg.exitcodes import signal_name
 from borgwatch.config.schema import Config
-from borgwatch.drill.result import load_record
+from borgwatch.drill.result import DrillResult, load_record
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.model import Command, EventName, Level, RunEvent, RunResult, Status
 from borgwatch.redact import Redactor
@@ -138,14 +138,44 @@ class RunSession:
         """``warnings``: the job's warning policy; ``makes_fresh``: whether a success of this run makes the
         job's data fresher (exec of anything but create does not)."""
         result = self.result
-        self.start_sinks()  # no borg ran: start the sinks all the same
-        self.starter.wait_recorded()
+        self._sinks_settled()
         previous_success = result.last_success_at
         verdict.finish(result, warnings, self.stop.signum)
         if not makes_fresh:
             result.last_success_at = previous_success
         if verdict.exit_status(result, warnings) != 0 and not self.output.lines:
             self.problems.append(why_line(result))  # every non-zero exit says why, even when borg said nothing
+        failed, stopped = self._record_and_deliver()
+        code = verdict.exit_status(result, warnings, record_failed=any(s.fatal for s in failed),
+                                   stopped_in_delivery=stopped)
+        return RunOutcome(result, code, [self.redact(p) for p in self.problems.items])
+
+    def finish_drill(self, drill: DrillResult, exit_code: int) -> RunOutcome:
+        """`borgwatch drill`: the drill (``exit_code``: its own) recorded and delivered like a run's end;
+        no verdict, the backup's status and counters stay as they are."""
+        result = self.result
+        self._sinks_settled()
+        result.drill = drill
+        result.ended_at, result.in_progress = time.time(), False
+        result.status = {"success": Status.SUCCESS, "interrupted": Status.INTERRUPTED}.get(drill.status,
+                                                                                          Status.ERROR)
+        failed, stopped = self._record_and_deliver()
+        code = exit_code
+        if stopped is not None and code < 128:
+            code = 128 + stopped
+        elif code == 0 and any(s.fatal for s in failed):
+            code = EXIT_ERROR
+        return RunOutcome(result, code, [self.redact(p) for p in self.problems.items])
+
+    def _sinks_settled(self) -> None:
+        self.start_sinks()  # no borg ran: start the sinks all the same
+        self.starter.wait_recorded()
+
+    def _record_and_deliver(self) -> tuple[list[Sink], int | None]:
+        """Record sinks, then delivery sinks (a signal now ends the delivery, not the record), then the
+        record again with the delivery counters. -> (record sinks that raised, the signal that stopped the
+        delivery)."""
+        result = self.result
         record = [s for s in self.sinks if s.phase == Phase.RECORD]
         delivery = [s for s in self.sinks if s.phase == Phase.DELIVERY]
         failed = deliver(record, result, self.problems)
@@ -157,9 +187,7 @@ class RunSession:
         if stopped is None and self.stop.signum is not None and result.status != Status.INTERRUPTED:
             stopped = self.stop.signum  # while the result was being written: it was written all the same
             self.problems.append(f"stopped by {signal_name(128 + stopped)} after the run was recorded")
-        code = verdict.exit_status(result, warnings, record_failed=any(s.fatal for s in failed),
-                                   stopped_in_delivery=stopped)
-        return RunOutcome(result, code, [self.redact(p) for p in self.problems.items])
+        return failed, stopped
 
     def _deliver(self, delivery: list[Sink]) -> int | None:
         """The delivery sinks (network) after the record; a signal while they wait ends the delivery."""

@@ -1,7 +1,9 @@
 """The one small interface every sink implements (``Sink``), and ``BaseSink``, its usual defaults.
 
 A sink receives RunResults only: once when a run starts (``in_progress=True``) and once when it ends.
-Sinks never call borg, and the run code names no sink: what it needs to know it reads here.
+Sinks never call borg, and the run code names no sink: what it needs to know it reads here. A result of
+``borgwatch drill`` (``command == "drill"``) carries a drill, not a backup: a sink publishes the drill
+and its own counters, and leaves the backup's record as it is (``published_samples``).
 - ``phase``: ``record`` sinks write local files (textfile, state) and run first, so a finished backup is
   on record before any ``delivery`` sink (network) can hang;
 - ``fatal``: the run cannot be seen without this sink, so its failure turns a successful run's exit status
@@ -23,11 +25,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
+from borgwatch.model import Command
 from borgwatch.redact import Redactor
 
 if TYPE_CHECKING:
     from borgwatch.config.schema import Config
+    from borgwatch.metrics.specs import Sample
     from borgwatch.model import RunResult, SinkReport
+
+SINK_PREFIX = "borgwatch_sink_"  # the sinks' own counters and gauges
 
 
 class Phase(StrEnum):
@@ -96,3 +102,19 @@ class BaseSink:
 
     def describe_failure(self, exc: BaseException) -> str:
         return f"{self.name} sink failed: {type(exc).__name__}: {exc}"
+
+
+def is_drill(result: RunResult) -> bool:
+    """A result of `borgwatch drill`: the job's backup record is not in it and must not be replaced."""
+    return result.command == Command.DRILL
+
+
+def published_samples(result: RunResult) -> list[Sample]:
+    """The samples a metrics sink publishes for ``result``: all of the job's for a run; for a drill only
+    ``borgwatch_drill_*`` and the sinks' own series (the backup's series stay as the last run left them)."""
+    from borgwatch.metrics.specs import DRILL_PREFIX, job_samples
+
+    samples = job_samples(result)
+    if not is_drill(result):
+        return samples
+    return [s for s in samples if s[0].startswith((DRILL_PREFIX, SINK_PREFIX))]

@@ -1,4 +1,5 @@
 """Loki sink: one JSON line per run event, shipped to Loki, or to the journal when Loki is not set up.
+A run ends with its ``run_summary`` line, a drill (`borgwatch drill`) with its ``drill_summary`` event.
 
 Streams carry few, bounded labels: app="borgwatch", host, backup_job, level (+ static labels from
 [loki].labels); run ids, archive names, exit codes and paths are fields of the JSON line. Timestamps
@@ -25,9 +26,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import urlsplit
 
 from borgwatch.config.loki import LEVELS, LokiConfig
-from borgwatch.model import RunEvent, RunResult, SinkReport
+from borgwatch.model import EventName, RunEvent, RunResult, SinkReport
 from borgwatch.redact import Redactor
-from borgwatch.sinks.base import BaseSink
+from borgwatch.sinks.base import BaseSink, is_drill
 
 if TYPE_CHECKING:
     from borgwatch.config.schema import Config
@@ -225,9 +226,10 @@ class LokiSink(BaseSink):
     def _new_events(self, result: RunResult, final: bool) -> list[RunEvent]:
         events = result.events[self._next:]
         self._next = len(result.events)
-        out = [e for e in events if PY_LEVELS.get(normalize_level(e.level), logging.INFO) >= self.min_level
-               and (e.event != "file_status" or self.log_files)]
-        if final:
+        out = [e for e in events if e.event == EventName.DRILL_SUMMARY  # shipped whatever min_level says
+               or (PY_LEVELS.get(normalize_level(e.level), logging.INFO) >= self.min_level
+                   and (e.event != EventName.FILE_STATUS or self.log_files))]
+        if final and not is_drill(result):  # a drill's summary is its drill_summary event
             out.append(summary_event(result))  # shipped whatever min_level says
         return out
 

@@ -2,6 +2,12 @@
 as JSON body) when it ends. Works with healthchecks.io, Uptime Kuma push monitors and Cronitor
 telemetry URLs, which all take plain GET/POST requests.
 
+A restore drill pings only its own check (``[jobs.NAME.drill.ping]``), never the backup's: a check
+expects one schedule, and a weekly drill's success must not hide a missed daily backup, nor its failure
+page as a failed backup. `borgwatch drill` pings the drill check's start and its success or fail; a run
+whose drill stage ran pings it success or fail (POST, the drill's result as JSON body). Without that table
+a drill pings nothing.
+
 A ping never delays a backup by more than its timeout and never fails it: errors are counted in the
 SinkReport and logged as one redacted line.
 """
@@ -13,9 +19,9 @@ import logging
 from typing import TYPE_CHECKING
 
 from borgwatch.config.agent import PingConfig
-from borgwatch.model import RunResult, SinkReport
+from borgwatch.model import RunResult, SinkReport, Stage, Status
 from borgwatch.redact import Redactor, strip_url_credentials
-from borgwatch.sinks.base import BaseSink
+from borgwatch.sinks.base import BaseSink, is_drill
 from borgwatch.sinks.delivery import USER_AGENT, DeliveryError, bounded_call
 
 if TYPE_CHECKING:
@@ -61,20 +67,22 @@ class PingSink(BaseSink):
         super().__init__(config, job, redact)
         job_cfg = config.jobs[job]
         self.ping: PingConfig = job_cfg.ping or PingConfig()
+        self.drill_ping: PingConfig = (job_cfg.drill.ping if job_cfg.drill else None) or PingConfig()
         self.warnings_policy: str = getattr(job_cfg, "warnings", "warning")
         self.failures = 0
         self.delivered = 0
 
     @classmethod
     def enabled(cls, config: Config, job: str) -> bool:
-        ping = config.jobs[job].ping if job in config.jobs else None
-        return ping is not None and any((ping.start, ping.success, ping.fail))
+        job_cfg = config.jobs.get(job)
+        checks = (job_cfg.ping, job_cfg.drill.ping if job_cfg.drill else None) if job_cfg else ()
+        return any(c is not None and any((c.start, c.success, c.fail)) for c in checks)
 
-    def _deliver(self, url: str | None, body: bytes | None) -> None:
+    def _deliver(self, url: str | None, body: bytes | None, timeout: float) -> None:
         if not url:
             return
         try:
-            send(url, self.ping.timeout, body)
+            send(url, timeout, body)
         except DeliveryError as exc:
             self.failures += 1
             log.warning("job %s: %s (not fatal; counted in borgwatch_sink_failures_total)", self.job, exc)
@@ -82,10 +90,18 @@ class PingSink(BaseSink):
             self.delivered += 1
 
     def on_start(self, result: RunResult) -> None:
-        self._deliver(self.ping.start, None)
+        check = self.drill_ping if is_drill(result) else self.ping
+        self._deliver(check.start, None, check.timeout)
 
     def on_finish(self, result: RunResult) -> SinkReport | None:
-        body = json.dumps(result.to_dict(with_events=False), sort_keys=True).encode()
-        url = self.ping.fail if ping_failed(result, self.warnings_policy) else self.ping.success
-        self._deliver(url, body)
+        if not is_drill(result):
+            body = json.dumps(result.to_dict(with_events=False), sort_keys=True).encode()
+            url = self.ping.fail if ping_failed(result, self.warnings_policy) else self.ping.success
+            self._deliver(url, body, self.ping.timeout)
+        stage = result.stage(Stage.DRILL)
+        drilled = is_drill(result) or (stage is not None and stage.status != Status.SKIPPED)
+        if drilled and result.drill is not None:
+            body = json.dumps(result.drill.as_dict(), sort_keys=True).encode()
+            check = self.drill_ping
+            self._deliver(check.success if result.drill.status == "success" else check.fail, body, check.timeout)
         return SinkReport(sink=self.name, failures=self.failures, delivered=self.delivered)

@@ -7,7 +7,9 @@ grouping key, so a mismatch could never show; equal values keep the body valid o
 
 POST (``pushadd_to_gateway``) replaces only the metric names present in the push: a failed run that
 has no archive statistics leaves the last successful run's archive series and its
-``borgwatch_last_success_timestamp_seconds`` in place. Push errors are counted, never raised.
+``borgwatch_last_success_timestamp_seconds`` in place. So a drill (`borgwatch drill`) pushes its
+``borgwatch_drill_*`` series (and the sink counters) into the same group at its end, and the run's series
+stay. Push errors are counted, never raised.
 Prometheus must scrape the gateway with ``honor_labels: true``.
 """
 
@@ -17,10 +19,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.redact import Redactor
-from borgwatch.sinks.base import BaseSink
+from borgwatch.sinks.base import BaseSink, is_drill, published_samples
 from borgwatch.sinks.delivery import DeliveryError, bounded_call, split_credentials
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def grouping_key(host: str, job: str) -> dict[str, str]:
 def job_registry(result: RunResult, job: str) -> CollectorRegistry:
     from borgwatch.metrics.exposition import build_registry, with_labels  # prometheus_client: only when pushing
 
-    return build_registry(with_labels(job_samples(result), backup_job=job))
+    return build_registry(with_labels(published_samples(result), backup_job=job))
 
 
 def push(cfg: PushgatewayConfig, host: str, job: str, registry: CollectorRegistry) -> None:
@@ -92,7 +93,8 @@ class PushgatewaySink(BaseSink):
             self.delivered += 1
 
     def on_start(self, result: RunResult) -> None:
-        self._push(result)
+        if not is_drill(result):  # a drill has nothing to push before it ends
+            self._push(result)
 
     def on_finish(self, result: RunResult) -> SinkReport | None:
         self._push(result)

@@ -1,7 +1,8 @@
 """node_exporter textfile sink: one ``borgwatch-<job>.prom`` per job, replaced atomically.
 
 At start only the run-start series change (in_progress=1, start time); the last run's values stay in
-the file until the run ends, so dashboards never see a gap.
+the file until the run ends, so dashboards never see a gap. A drill (`borgwatch drill`) replaces only the
+``borgwatch_drill_*`` and sink series; the backup's stay as the last run wrote them.
 """
 
 from __future__ import annotations
@@ -9,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from borgwatch.metrics.specs import SPECS, job_samples
+from borgwatch.metrics.specs import DRILL_PREFIX, SPECS, job_samples
 from borgwatch.model import RunResult, SinkReport
-from borgwatch.sinks.base import BaseSink, Phase
+from borgwatch.sinks.base import BaseSink, Phase, is_drill, published_samples
 from borgwatch.store.files import read_own_file, remove_stale_temps
 
 if TYPE_CHECKING:
     from borgwatch.metrics.exposition import FullSample
+    from borgwatch.metrics.specs import Sample
 
 # A job's textfile is a few kB; a bigger one was not written by borgwatch and is not worth reading.
 MAX_TEXTFILE_BYTES = 1024 * 1024
@@ -44,19 +46,30 @@ class TextfileSink(BaseSink):
         return textfile_path(self.config.textfile_dir, self.job)
 
     def on_start(self, result: RunResult) -> None:
-        from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
-
+        if is_drill(result):
+            return  # nothing of the drill is known yet
         remove_stale_temps(self.path)  # left by a killed run (the job's lock is held)
-        fresh = with_labels(job_samples(result), backup_job=self.job)
-        replaced = {name for name, _, _ in fresh}
-        kept = [s for s in self._existing_samples() if s[0] not in replaced]
-        write_textfile(self.path, build_registry([*fresh, *kept]))
+        self._merge(job_samples(result), drop_prefix=None)
 
     def on_finish(self, result: RunResult) -> SinkReport | None:
         from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
 
+        if is_drill(result):  # the last drill's series go, whichever this drill has not (dry_run_success)
+            remove_stale_temps(self.path)
+            self._merge(published_samples(result), drop_prefix=DRILL_PREFIX)
+            return None
         write_textfile(self.path, build_registry(with_labels(job_samples(result), backup_job=self.job)))
         return None
+
+    def _merge(self, samples: list[Sample], drop_prefix: str | None) -> None:
+        """Write ``samples`` and keep the file's other series (of other names, not under ``drop_prefix``)."""
+        from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
+
+        fresh = with_labels(samples, backup_job=self.job)
+        replaced = {name for name, _, _ in fresh}
+        kept = [s for s in self._existing_samples()
+                if s[0] not in replaced and not (drop_prefix and s[0].startswith(drop_prefix))]
+        write_textfile(self.path, build_registry([*fresh, *kept]))
 
     def _existing_samples(self) -> list[FullSample]:
         from prometheus_client.parser import text_string_to_metric_families

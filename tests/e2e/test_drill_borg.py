@@ -1,6 +1,6 @@
-"""Issue #13, restore drills against real borg (1.4 from the venv; 1.2.4 with BORGWATCH_TEST_BORG):
-what a drill verifies, what it must not call a mismatch, repository damage, the job lock, SIGTERM,
-coverage over repeated drills."""
+"""Issue #13, restore drills against real borg (1.4 from the venv; 1.2.4 with BORGWATCH_TEST_BORG; 2.0.0b23
+through the ``workspace2`` fixture): what a drill verifies, what it must not call a mismatch, repository
+damage, the job lock, SIGTERM, coverage over repeated drills."""
 
 from __future__ import annotations
 
@@ -44,6 +44,16 @@ def tree_files(ws: Workspace) -> dict[str, int]:
     return {str(p): p.stat().st_size for p in ws.src.rglob("*") if p.is_file()}
 
 
+def damage_largest_file(ws: Workspace) -> None:
+    """Overwrite bytes in the middle of the repository's largest data file (a borg 1.x segment, a borg 2
+    pack): a data chunk of the largest source file."""
+    data = [p for p in ws.repo.rglob("*") if p.is_file() and p.parent.parent.name in ("data", "packs")]
+    largest = max(data, key=lambda p: p.stat().st_size)
+    with open(largest, "r+b") as fh:
+        fh.seek(largest.stat().st_size // 2)
+        fh.write(b"\xde\xad\xbe\xef" * 64)
+
+
 def test_clean_drill_restores_and_verifies_every_sampled_file(workspace: Workspace) -> None:
     ws = workspace
     ws.run(check=True)
@@ -83,28 +93,24 @@ def test_a_file_edited_or_deleted_after_the_backup_is_not_a_mismatch(workspace: 
     assert result["files_verified"] == 60 and result["files_mismatched"] == 0
 
 
-def test_repository_damage_fails_the_drill_naming_the_damaged_file(workspace: Workspace) -> None:
-    ws = workspace
+@pytest.mark.parametrize("fixture", ["workspace", "workspace2"])  # borg 1.x (segments), borg 2 (packs)
+def test_repository_damage_fails_the_drill_naming_the_damaged_file(fixture: str,
+                                                                   request: pytest.FixtureRequest) -> None:
+    ws: Workspace = request.getfixturevalue(fixture)
     (ws.src / "big.bin").write_bytes(os.urandom(3_000_000))
-    time.sleep(1.05)
+    time.sleep(3.1)  # files changed within 3 s (borg 2; 1 s for 1.x) before a backup are not cached
     ws.run(check=True)
-    segments = [p for p in (ws.repo / "data").rglob("*") if p.is_file() and p.name.isdigit()]
-    largest = max(segments, key=lambda p: p.stat().st_size)
-    with open(largest, "r+b") as fh:  # the middle of the largest segment: big.bin's data chunk
-        fh.seek(largest.stat().st_size // 2)
-        fh.write(b"\xde\xad\xbe\xef" * 64)
+    damage_largest_file(ws)
     config = drill_config(ws, sample_percent=100, max_files=1000, max_bytes=50_000_000)
     proc = drill(ws, config)
     assert proc.returncode == 2, proc.stderr
     assert_one_clear_line(proc, "big.bin", "borg")
     assert "drill home: failed" in proc.stdout
-    m = ws.metrics()
-    job = ("backup_job", "home")
-    assert m[("borgwatch_drill_status", frozenset({job, ("status", "failed")}))] == 1
-    bad = (m[("borgwatch_drill_files", frozenset({job, ("result", "unreadable")}))]
-           + m[("borgwatch_drill_files", frozenset({job, ("result", "mismatched")}))])
+    assert ws.value("borgwatch_drill_status", status="failed") == 1
+    bad = ws.value("borgwatch_drill_files", result="unreadable") + ws.value("borgwatch_drill_files",
+                                                                            result="mismatched")
     assert bad >= 1
-    assert m[("borgwatch_drill_files", frozenset({job, ("result", "verified")}))] >= 1  # the rest was checked
+    assert ws.value("borgwatch_drill_files", result="verified") >= 1  # the rest was checked
     assert list((ws.root / "drilltmp").iterdir()) == []
     record = (ws.state_dir / "home.drill.json").read_text()
     assert "big.bin" in record and PASSPHRASE not in proc.stdout + proc.stderr + record + ws.prom.read_text()
@@ -167,3 +173,26 @@ def test_coverage_grows_over_repeated_drills_and_reaches_the_whole_tree(workspac
     assert seen == sorted(seen) and len(set(seen)) == len(seen), seen  # every drill covered new files
     assert parse_metrics(ws.prom.read_text())[
         ("borgwatch_drill_coverage_ratio", frozenset({("backup_job", "home")}))] == 1.0
+
+
+def test_borg2_drill_stage_and_drill_verify_the_newest_archive_of_the_series(workspace2: Workspace) -> None:
+    ws = workspace2
+    (ws.root / "drilltmp").mkdir()
+    ws.write_config(f'[jobs.home.drill]\nevery = "7d"\nsample_percent = 100\nmax_files = 1000\n'
+                    f'temp_dir = "{ws.root / "drilltmp"}"\n')
+    first = ws.run()
+    assert first.returncode == 0, first.stderr
+    assert ws.value("borgwatch_stage_exit_code", stage="drill") == 0  # the drill stage runs with borg 2
+    assert ws.value("borgwatch_drill_files", result="verified") == 60
+    (ws.src / "d0" / "new.bin").write_bytes(b"n" * 1000)
+    (ws.src / "d1" / "f1.bin").write_bytes(b"edited after the backup")
+    time.sleep(1.05)
+    assert ws.run().returncode == 0
+    (ws.src / "d2" / "f2.bin").write_bytes(b"edited after the second backup")
+    proc, result = drill_json(ws, ws.config)
+    assert proc.returncode == 0, proc.stderr
+    assert result["status"] == "success" and result["files_mismatched"] == result["files_unreadable"] == 0
+    assert result["archive_files"] == result["files_verified"] == 61  # the newest archive of the series
+    assert "aid:" in result["archive"] and result["coverage_ratio"] == 1.0
+    assert ws.value("borgwatch_drill_status", status="success") == 1
+    assert list((ws.root / "drilltmp").iterdir()) == []

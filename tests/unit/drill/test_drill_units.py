@@ -16,17 +16,19 @@ from helpers.workspace import BORGWATCH, parse_metrics
 
 from borgwatch.borg import extract as bx
 from borgwatch.borg.events import LogMessage
-from borgwatch.commands.drill import write_textfile
+from borgwatch.borg.version import BorgVersion
 from borgwatch.config.schema import Config
 from borgwatch.drill.config import DrillConfig, plan
 from borgwatch.drill.metrics import DRILL_METRICS
 from borgwatch.drill.result import DrillResult
 from borgwatch.drill.sample import Coverage
 from borgwatch.drill.verify import verify_against_archive, verify_restored
-from borgwatch.model import RunResult
+from borgwatch.model import Command, RunResult
+from borgwatch.sinks.textfile import TextfileSink
 from borgwatch.store.state import save_state, state_from_result
 
 # real `borg list --json-lines --format {type}{path}{size}{mtime}{ctime}` lines (1.4.5, then 1.2.4)
+BORG2 = BorgVersion(2, 0, 0, "2.0.0b23")
 LINE_14 = (b'{"type": "-", "mode": "-rw-r--r--", "path": "tmp/src/a.txt", "healthy": true, "size": 6, '
            b'"mtime": "2026-12-02T01:44:57.291230", "ctime": "2026-12-02T01:44:57.291231"}')
 LINE_12 = (b'{"type": "-", "mode": "-rw-r--r--", "path": "tmp/src/a.txt", "healthy": true, '
@@ -48,13 +50,42 @@ def test_hashes_archives_and_listed_paths_parse() -> None:
     listing = json.dumps({"archives": [{"name": "h-web-1", "start": "2026-12-01T10:00:00.000000"},
                                        {"name": "h-web-2", "start": "2026-12-02T10:00:00.000000"}]}).encode()
     newest = bx.find_archive(listing, None)
-    assert newest is not None and newest[0] == "h-web-2"
+    assert newest is not None and newest.ref == newest.name == "h-web-2"
     named = bx.find_archive(listing, "h-web-1")
-    assert named is not None and newest[1] - named[1] == 86400
+    assert named is not None and newest.time - named.time == 86400
     assert bx.find_archive(listing, "other") is None
     assert bx.find_archive(b'{"archives": []}', None) is None
     assert bx.listed_path(LogMessage("INFO", "tmp/a", "", bx.LIST_LOGGER, None)) == "tmp/a"
     assert bx.listed_path(LogMessage("ERROR", "tmp/a", "", "borg.archiver", None)) is None
+
+
+# real `borg repo-list --json` archives and `extract --list --log-json` lines of borg 2.0.0b23
+BORG2_SERIES = json.dumps({"archives": [
+    {"archive": "nas-home", "id": "59293e20e4ac" + "0" * 52, "name": "nas-home",
+     "time": "2026-12-02T04:05:02.862652+00:00"},
+    {"archive": "nas-home", "id": "a545b44f1052" + "0" * 52, "name": "nas-home",
+     "time": "2026-12-02T04:05:06.447014+00:00"}]}).encode()
+
+
+def test_borg2_names_the_archive_by_id_and_marks_what_extract_restores() -> None:
+    newest = bx.find_archive(BORG2_SERIES, None, BORG2)
+    assert newest is not None and newest.ref == "aid:a545b44f1052" + "0" * 52 and newest.name == "nas-home"
+    assert newest.time == 1796184306.447014  # the offset borg 2 prints is honoured
+    assert bx.find_archive(BORG2_SERIES, "nas-home", BORG2) == newest  # a series name: its newest archive
+    older = bx.find_archive(BORG2_SERIES, "aid:59293e20", BORG2)
+    assert older is not None and older.ref.startswith("aid:59293e20") and older.time < newest.time
+    assert bx.find_archive(BORG2_SERIES, "aid:ffff", BORG2) is None
+    line = LogMessage("INFO", "+ tmp/src/d/f1.bin", "", bx.LIST_LOGGER, None)
+    assert bx.listed_path(line, BORG2) == "tmp/src/d/f1.bin"
+    assert bx.listed_path(LogMessage("INFO", "- tmp/src", "", bx.LIST_LOGGER, None), BORG2) is None
+    argv = bx.extract("borg", "/r", newest.ref, 5, ["tmp/x"], version=BORG2)
+    assert argv[argv.index("--repo") + 1] == "/r" and "::" not in " ".join(argv)
+    assert argv[-2:] == [newest.ref, "pf:tmp/x"] and "--list" in argv
+    assert bx.extract_dry_run("borg", "/r", newest.ref, 5, version=BORG2)[-2:] == ["--dry-run", newest.ref]
+    listing = bx.list_files("borg", "/r", newest.ref, 5, version=BORG2)
+    assert listing[1] == "list" and listing[-1] == newest.ref and "--json-lines" in listing
+    hashes = bx.list_hashes("borg", "/r", newest.ref, 5, ["tmp/x"], version=BORG2)
+    assert hashes[-2:] == [newest.ref, "pf:tmp/x"] and "{sha256}{TAB}{path}{NUL}" in hashes
 
 
 def test_argv_restores_exactly_the_named_files_and_waits_for_the_lock() -> None:
@@ -117,7 +148,9 @@ def test_a_restored_file_differing_from_an_unchanged_live_file_is_a_mismatch(tmp
     (restore / archived.path).parent.mkdir(parents=True)
     (restore / archived.path).write_bytes(b"y" * 100)  # bit rot: same size, other bytes
     out = verify_restored([archived], restore, {})
-    assert [f for f, _ in out.mismatched] == [archived] and "live file" in out.problems()[0]
+    assert [f for f, _ in out.mismatched] == [archived]
+    ((line, path),) = out.problems().items()
+    assert path == str(live) and line.startswith(f"{live}: ") and "live file" in line
     (restore / archived.path).write_bytes(b"x" * 100)
     assert verify_restored([archived], restore, {}).verified == [archived]
     assert verify_restored([archived], restore, {archived.path: "damaged"}).unreadable == [(archived, "damaged")]
@@ -137,7 +170,7 @@ def test_a_changed_live_file_is_judged_by_the_archive_hash(tmp_path: Path) -> No
     assert out.verified == [archived] and not out.changed
     out = verify_restored([archived], restore, {})
     verify_against_archive(out, {archived.path: hashlib.sha256(b"other").hexdigest()})
-    assert out.mismatched and "archive promises" in out.problems()[0]
+    assert out.mismatched and "archive promises" in next(iter(out.problems()))
 
 
 def test_a_bad_drill_table_is_one_line_naming_the_key(tmp_path: Path) -> None:
@@ -161,26 +194,31 @@ def result(**kw) -> DrillResult:  # noqa: ANN003
 
 
 def record_run(tmp_path: Path, textfile_dir: Path) -> Config:
-    """A job whose last run is recorded in its state (exit code 0), and a config pointing at it."""
+    """A job whose last run (exit code 0) is recorded in its state and its textfile, and its config."""
     state = tmp_path / "state"
     state.mkdir(mode=0o700, exist_ok=True)
+    config = Config(textfile_dir=str(textfile_dir), state_dir=str(state))
     run = RunResult(job="home", run_id="r", host="h", started_at=1.0, in_progress=False, ended_at=2.0,
                     status="success", exit_code=0)
     save_state(state, "home", state_from_result(run, "a"))
-    return Config(textfile_dir=str(textfile_dir), state_dir=str(state))
+    TextfileSink(config, "home").on_finish(run)
+    return config
 
 
 def write(config: Config, drill: DrillResult) -> None:
-    write_textfile(config, "home", Path(config.state_dir), drill)
+    """The textfile sink at the end of `borgwatch drill` (a RunSession of command drill)."""
+    TextfileSink(config, "home").on_finish(RunResult(job="home", run_id="d", host="h", started_at=drill.started_at,
+                                                     command=Command.DRILL, drill=drill))
 
 
 def test_the_drill_keeps_the_last_runs_series_and_is_promtool_clean(tmp_path: Path) -> None:
     config = record_run(tmp_path, tmp_path)
     prom = tmp_path / "borgwatch-home.prom"
-    write(config, result())
+    write(config, result(dry_run_ok=False))
     write(config, result(status="success", files_mismatched=0, last_success_at=1010.0))
     m = parse_metrics(prom.read_text())
     job = ("backup_job", "home")
+    assert ("borgwatch_drill_dry_run_success", frozenset({job})) not in m  # the last drill's series only
     assert m[("borgwatch_run_exit_code", frozenset({job}))] == 0
     assert m[("borgwatch_drill_status", frozenset({job, ("status", "success")}))] == 1
     assert m[("borgwatch_drill_status", frozenset({job, ("status", "failed")}))] == 0
@@ -198,9 +236,11 @@ def test_the_drill_keeps_the_last_runs_series_and_is_promtool_clean(tmp_path: Pa
 def test_the_drill_never_writes_through_a_planted_symlink(tmp_path: Path) -> None:
     victim = tmp_path / "victim"
     victim.write_text("root's file\n")
+    config = record_run(tmp_path, tmp_path)
     prom = tmp_path / "borgwatch-home.prom"
+    prom.unlink()
     os.symlink(victim, prom)
-    write(record_run(tmp_path, tmp_path), result())
+    write(config, result())
     assert victim.read_text() == "root's file\n"
     assert not prom.is_symlink() and "borgwatch_drill_status" in prom.read_text()
 
