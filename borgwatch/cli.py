@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Annotated
 
@@ -196,4 +197,10 @@ def report(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # Everything is done but the interpreter's teardown, whose last collections walk every object typer,
+        # prometheus_client and psutil made: 15-40 ms of a 10k-file run's 70 ms fixed cost. Frozen objects are
+        # left to the OS; atexit, thread joins and stream flushes still run.
+        gc.freeze()
