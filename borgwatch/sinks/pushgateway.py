@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from borgwatch.metrics.specs import job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.redact import Redactor
 from borgwatch.sinks.base import BaseSink
@@ -38,6 +37,7 @@ def grouping_key(host: str, job: str) -> dict[str, str]:
 
 def job_registry(result: RunResult, job: str) -> CollectorRegistry:
     from borgwatch.metrics.exposition import build_registry, with_labels  # prometheus_client: only when pushing
+    from borgwatch.metrics.specs import job_samples
 
     return build_registry(with_labels(job_samples(result), backup_job=job))
 
