@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from borgwatch.metrics.specs import SPECS, job_samples
 from borgwatch.model import RunResult, SinkReport
 from borgwatch.sinks.base import BaseSink, Phase
 from borgwatch.store.files import read_own_file, remove_stale_temps
@@ -44,7 +45,6 @@ class TextfileSink(BaseSink):
 
     def on_start(self, result: RunResult) -> None:
         from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
-        from borgwatch.metrics.specs import job_samples
 
         remove_stale_temps(self.path)  # left by a killed run (the job's lock is held)
         fresh = with_labels(job_samples(result), backup_job=self.job)
@@ -54,15 +54,12 @@ class TextfileSink(BaseSink):
 
     def on_finish(self, result: RunResult) -> SinkReport | None:
         from borgwatch.metrics.exposition import build_registry, with_labels, write_textfile
-        from borgwatch.metrics.specs import job_samples
 
         write_textfile(self.path, build_registry(with_labels(job_samples(result), backup_job=self.job)))
         return None
 
     def _existing_samples(self) -> list[FullSample]:
         from prometheus_client.parser import text_string_to_metric_families
-
-        from borgwatch.metrics.specs import SPECS
 
         # the textfile dir may be writable by others: a FIFO, a symlink to /dev/zero or to a root-only
         # file, or a hard link planted there must neither hang the run nor leak into the .prom
