@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     started = time.monotonic()
     WORK.mkdir(parents=True, exist_ok=True)
+    # a wheel install ships borgwatch's bytecode; this editable one under PYTHONDONTWRITEBYTECODE=1 (the dev
+    # shell's) would compile every module on every timed run instead
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "borgwatch")], check=True)
     borgmatic = ensure_borgmatic(args.no_borgmatic)
     machine = describe(args.borg, borgmatic)
     log(f"machine: {machine}")

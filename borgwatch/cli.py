@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import sys
 from typing import Annotated
 
 import typer
+import typer.main
 
 from borgwatch import __version__
 
@@ -195,5 +198,25 @@ def report(
                                         timeout))
 
 
+def app_for(args: list[str]) -> typer.Typer:
+    """The app with only the subcommand ``args`` names: typer builds a click command for every registered
+    one on each start (measured: 15 ms of CPU for the thirteen, 2 ms for one). Anything else (options first,
+    an unknown name, whose error must list them all) gets the whole app."""
+    name = args[0] if args else ""
+    for info in app.registered_commands:
+        assert info.callback is not None
+        if name == (info.name or typer.main.get_command_name(info.callback.__name__)):
+            single = copy.copy(app)
+            single.registered_commands = [info]
+            return single
+    return app
+
+
 def main() -> None:
-    app()
+    try:
+        app_for(sys.argv[1:])()
+    finally:
+        # All that is left is the interpreter's teardown, whose last collections walk every object typer,
+        # prometheus_client and psutil made (measured after a run: 55 ms of CPU, 10 ms with the objects
+        # frozen). Frozen objects are left to the OS; atexit, thread joins and stream flushes still run.
+        gc.freeze()

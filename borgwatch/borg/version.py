@@ -7,13 +7,12 @@ import json
 import os
 import re
 import shutil
-import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from borgwatch.errors import UserError
-from borgwatch.store.files import atomic_write
+from borgwatch.store.files import atomic_write, read_own_file
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,12 @@ def detect_version(borg_path: str, env: dict[str, str], cache_dir: Path | None =
     key = _identity(borg_path)
     cache = cache_dir / "borg-version.json" if cache_dir else None
     if cache is not None and key:
+        raw = read_own_file(cache, 4096)  # another user's file (or a link to one) is never believed
         try:
-            cached = json.loads(_read_small(cache))
+            cached = json.loads(raw) if raw is not None else {}
             if cached.get("key") == key:
                 return _checked(BorgVersion(*cached["version"]))
-        except (OSError, ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             pass
     version = _checked(_ask(borg_path, env))
     if cache is not None and key:
@@ -50,17 +50,6 @@ def detect_version(borg_path: str, env: dict[str, str], cache_dir: Path | None =
         with contextlib.suppress(OSError):
             atomic_write(cache, body.encode(), 0o644)
     return version
-
-
-def _read_small(path: Path) -> bytes:
-    """A small regular file, never through a symlink and never blocking (a FIFO planted there)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        return os.read(fd, 4096)
-    finally:
-        os.close(fd)
 
 
 def _identity(borg_path: str) -> str:

@@ -3,17 +3,14 @@ prune, compact, check. Runs inside a RunSession, which records and delivers what
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import TYPE_CHECKING
 
 from borgwatch.borg.env import BorgEnv, build_env
 from borgwatch.borg.paths import archive_path
 from borgwatch.borg.version import detect_version, find_borg
-from borgwatch.dataset.index import DatasetIndex, close_quietly, open_index, remove_index
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.model import EventName, Level, Stage, StageResult, Status
-from borgwatch.run.drill_stage import run_drill
 from borgwatch.run.plan import JobPlan, plan_job
 from borgwatch.run.stages import (
     StageContext,
@@ -27,6 +24,9 @@ from borgwatch.run.stages import (
 )
 
 if TYPE_CHECKING:
+    import sqlite3
+
+    from borgwatch.dataset.index import DatasetIndex
     from borgwatch.run.lifecycle import Problems
     from borgwatch.run.session import RunSession
 
@@ -73,7 +73,10 @@ def run_stages(ctx: StageContext, problems: Problems) -> None:
     if not job.paths:
         raise UserError(f"jobs.{plan.job_name}.paths is empty: list the directories to back up")
     index = None
-    if Stage.DIFF in plan.stages:
+    if Stage.DIFF in plan.stages:  # sqlite3 and the index are imported only for a diff: every use needs an index
+        import sqlite3
+
+        from borgwatch.dataset.index import close_quietly, open_index
         index, note = open_index(plan.index_path, archive_path)
         problems.append(note)
     made_archive = False
@@ -130,6 +133,8 @@ def _drill_stage(ctx: StageContext, session: RunSession, plan: JobPlan) -> None:
     successful create: a drill of the archive this run just made."""
     if Stage.DRILL not in plan.stages:
         return
+    from borgwatch.run.drill_stage import run_drill  # drill.core and borg.extract: ~7 ms, only for a drill
+
     create = ctx.result.stage(Stage.CREATE)
     made = create is not None and create.status in (Status.SUCCESS, Status.WARNING)
     last = ctx.result.drill.last_success_at if ctx.result.drill else None
@@ -148,6 +153,9 @@ def _due(every: float | None, last: float | None) -> bool:
 
 
 def _diff_stage(ctx: StageContext, index: DatasetIndex, made_archive: bool) -> None:
+    import sqlite3
+
+    from borgwatch.dataset.index import close_quietly
     try:
         if made_archive and ctx.interrupted is None and not ctx.index_error:
             has_prev = bool(ctx.result.previous_archive) and index.has_previous_files()
@@ -169,6 +177,7 @@ def _diff_stage(ctx: StageContext, index: DatasetIndex, made_archive: bool) -> N
 
 def drop_index(ctx: StageContext, index: DatasetIndex, exc: sqlite3.Error | None) -> None:
     """The index failed mid-run (state_dir full, damaged): no diff this run, and a fresh one next run."""
+    from borgwatch.dataset.index import close_quietly, remove_index
     close_quietly(index)
     why = ctx.index_error or str(exc)
     removed = remove_index(index.path)

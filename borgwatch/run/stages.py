@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import fnmatch
-import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.env import BorgEnv
@@ -28,8 +25,6 @@ from borgwatch.borg.results import (
     regular_files,
 )
 from borgwatch.config.schema import JobConfig
-from borgwatch.dataset.fingerprint import DIGEST_BYTES
-from borgwatch.dataset.index import DatasetIndex
 from borgwatch.model import (
     DatasetDiff,
     DiffMode,
@@ -45,6 +40,9 @@ from borgwatch.model import (
 from borgwatch.redact import Redactor
 from borgwatch.run.lifecycle import Output, StopForwarder
 from borgwatch.run.plan import JobPlan
+
+if TYPE_CHECKING:
+    from borgwatch.dataset.index import DatasetIndex
 
 MAX_EVENTS = 2000
 MAX_FILE_EVENTS = 10000
@@ -195,6 +193,8 @@ def skipped(ctx: StageContext, name: str, why: str) -> None:
 
 
 def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> StageResult:
+    if index is not None:  # sqlite3 only with a diff (its errors are caught only where there is an index)
+        import sqlite3
     runner = StageRunner(ctx, Stage.CREATE)
     log_files = ctx.job.log_files
 
@@ -235,6 +235,9 @@ def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
     the index. So ask the repository (one ``borg list`` of the job's archives) and rebuild the index from
     the newest one when they differ. Returns the baseline archive ("" when the job has none);
     ``ctx.diff_doubt`` says why the diff cannot be exact."""
+    import fnmatch
+    import tempfile
+
     runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
     # all of the job's archives (the manifest only: as cheap as --last 1), checkpoints included
     listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.plan.lock_wait, f"{glob}*",
@@ -315,6 +318,8 @@ def _previous_fingerprints(ctx: StageContext, index: DatasetIndex, diff: Dataset
                            has_previous: bool) -> DatasetDiff:
     """Same-size candidates fingerprinted in this run but not in the previous one: one ``borg list`` of
     the previous archive supplies the missing fingerprints (cheaper than a borg diff reading both)."""
+    from borgwatch.dataset.fingerprint import DIGEST_BYTES
+
     paths = index.prev_digests_wanted(LIST_DIGEST_BYTES, MAX_DIFF_PATHS)
     if not paths:
         return diff
