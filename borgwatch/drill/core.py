@@ -23,7 +23,6 @@ from borgwatch.borg.events import Event, LogMessage, Text
 from borgwatch.borg.exitcodes import completed
 from borgwatch.borg.process import BorgProcess, BorgRun
 from borgwatch.borg.version import BorgVersion, detect_version, find_borg
-from borgwatch.commands import console
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.drill.config import DrillPlan
 from borgwatch.drill.result import DrillResult
@@ -31,6 +30,7 @@ from borgwatch.drill.sample import Coverage, coverage_path
 from borgwatch.drill.verify import verify_against_archive, verify_restored
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.redact import Redactor
+from borgwatch.units import human_age, human_bytes
 
 MAX_RESTORE_ATTEMPTS = 8  # each failed extract names one damaged file; the next skips it
 SHOWN_PROBLEMS = 10
@@ -304,7 +304,7 @@ def summary(result: DrillResult) -> str:
     rate = result.throughput_bytes_per_second
     cov = f"{result.coverage_ratio * 100:.0f} %" if result.coverage_ratio is not None else "unknown"
     return (f"drill {result.job}: {result.status} — {result.files_verified} files "
-            f"({console.human_bytes(result.bytes_verified)}) verified, {result.files_mismatched} mismatched, "
+            f"({human_bytes(result.bytes_verified)}) verified, {result.files_mismatched} mismatched, "
             f"{result.files_unreadable} unreadable, archive {result.archive or '-'} "
-            f"(age {console.human_age(result.archive_age_seconds)}), coverage {cov}, "
-            f"restore {console.human_bytes(rate) + '/s' if rate else '-'}, seed {result.seed}")
+            f"(age {human_age(result.archive_age_seconds)}), coverage {cov}, "
+            f"restore {human_bytes(rate) + '/s' if rate else '-'}, seed {result.seed}")

@@ -39,7 +39,6 @@ def grouping_key(host: str, job: str) -> dict[str, str]:
 
 def job_registry(result: RunResult, job: str) -> CollectorRegistry:
     from borgwatch.metrics.exposition import build_registry, with_labels  # prometheus_client: only when pushing
-    from borgwatch.metrics.specs import job_samples
 
     return build_registry(with_labels(published_samples(result), backup_job=job))
 
