@@ -10,6 +10,7 @@ nothing can be trusted the counts are dropped (``DiffMethod.NONE``, ``diff_exact
 from __future__ import annotations
 
 import os
+import sqlite3
 import tempfile
 import time
 
@@ -29,7 +30,11 @@ MAX_SETTLE_ARG_BYTES = 256 << 10
 
 
 class Undecidable(Exception):
-    """No count of this run can be trusted (``str()``: one line saying why)."""
+    """No count of this run can be trusted (``str()``: one line saying why; ``rc``: the failing borg's)."""
+
+    def __init__(self, why: str, rc: int = 0) -> None:
+        super().__init__(why)
+        self.rc = rc
 
 
 def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> StageResult:
@@ -41,35 +46,42 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     sealed = rec.seal(create_stdout, ctx.env.env, ctx.plan.version, nfiles, archive)
     doubt = borg_argv.files_cache_refusal(ctx.job.extra_args) or sealed
     dataset: DatasetDiff | None = None
-    why = ""
+    why, rc = "", 0
     try:
         if not doubt:
             dataset, doubt = _files_cache(ctx, rec, previous)
         if dataset is None:
-            dataset = _fallback(ctx, rec, previous or _listed_previous(ctx, archive), nfiles)
+            dataset = _compare(ctx, rec, previous, archive, nfiles)
     except Undecidable as exc:
-        why = str(exc)
+        why, rc = str(exc), exc.rc
         dataset = DatasetDiff(error=rec.errors, method=DiffMethod.NONE, exact=False)
     if sealed:
         rec.abandon(drop_baseline=True)
     else:
-        rec.promote()
+        try:
+            rec.promote()
+        except OSError as exc:  # the counts stand; the next run has no baseline and falls back
+            rec.abandon(drop_baseline=True)
+            ctx.snapshot_error = f"cannot replace it: {exc.strerror or exc}"
     ctx.result.dataset = dataset
     ctx.diff_undecided = why
     status = Status.INTERRUPTED if ctx.interrupted is not None else Status.WARNING if why else Status.SUCCESS
     duration = time.monotonic() - t0
     # the stage's message says why the files-cache method was not used (the fallback's counts are exact)
-    stage = StageResult(Stage.DIFF, status, 0, started, duration, why or (f"fallback: {doubt}" if doubt else ""))
+    stage = StageResult(Stage.DIFF, status, rc, started, duration, why or (f"fallback: {doubt}" if doubt else ""))
     ctx.result.stages.append(stage)
     ctx.event(Level.INFO if not why else Level.WARNING, EventName.STAGE_FINISHED, f"stage diff finished: {status}",
-              stage=Stage.DIFF, exit_code=0, duration_seconds=round(duration, 3), status=status,
+              stage=Stage.DIFF, exit_code=rc, duration_seconds=round(duration, 3), status=status,
               **dataset.as_counts(), method=dataset.method)
     return stage
 
 
 def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str) -> tuple[DatasetDiff | None, str]:
     """The snapshots' merge; (None, why) on any doubt."""
-    found = rec.diff()
+    try:
+        found = rec.diff()
+    except sqlite3.Error as exc:  # a damaged baseline (garbage, a zeroed page) is no baseline
+        return None, f"the previous snapshot is unreadable ({exc})"
     if found is None:
         return None, "no previous snapshot of the job"
     if not found.doubt:
@@ -123,9 +135,23 @@ def _listed_previous(ctx: StageContext, archive: str) -> str:
     names = archive_names(run.stdout)
     if run.returncode != 0 or names is None or ctx.interrupted is not None:
         raise Undecidable(f"cannot list the job's archives to find the previous one (borg list rc "
-                          f"{run.returncode}: {runner.first_error or 'see log'})")
+                          f"{run.returncode}: {runner.first_error or 'see log'})", run.returncode)
     older = [name for name in names if name != archive]
     return older[-1] if older else ""  # borg lists them by time
+
+
+def _compare(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str, nfiles: int) -> DatasetDiff:
+    """The fallback against the archive the snapshot names; when that one is gone (deleted, pruned by
+    hand), against the job's newest archive the repository still has."""
+    if not previous:
+        return _fallback(ctx, rec, _listed_previous(ctx, archive), nfiles)
+    try:
+        return _fallback(ctx, rec, previous, nfiles)
+    except Undecidable:
+        listed = _listed_previous(ctx, archive)
+        if not listed or listed == previous:
+            raise
+        return _fallback(ctx, rec, listed, nfiles)
 
 
 def _not_stopped(ctx: StageContext) -> None:
@@ -148,7 +174,7 @@ def _fallback(ctx: StageContext, rec: FilesCacheRun, previous: str, nfiles: int)
         run = runner.spawn(argv, DIFF_TIMEOUT, stdout_file=out)
         if not completed(run.returncode) or run.timed_out or ctx.interrupted is not None:
             raise Undecidable(f"borg diff against {previous} failed (rc {run.returncode}: "
-                              f"{runner.first_error or 'see log'})")
+                              f"{runner.first_error or 'see log'})", run.returncode)
         out.seek(0)
         for _, verdict in diff_verdicts(out):
             counts[verdict] += 1

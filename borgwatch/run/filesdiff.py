@@ -15,14 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
 from borgwatch.borg.version import BorgVersion
-from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
+from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle_unchanged
 
 ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
+STARTED_KEY = "started_ns"  # snapshot meta: before borg create started (every lstat of the run is later)
+# a file whose cmtime was this much older than the run's start cannot have been written again without moving
+# it: coarse timestamps tick per jiffy (1-10 ms); the margin is a hundred of them
+CMTIME_MARGIN_NS = 1_000_000_000
 
 
 class FilesCacheRun:
@@ -31,6 +36,7 @@ class FilesCacheRun:
         self.baseline = path
         self.path = path.with_name(path.name + ".new")
         self.snapshot = Snapshot.create(self.path)
+        self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
         self.mtime_mode = mtime_mode
         self.followers = 0  # h lines: names borg's nfiles does not count
         self.errors = 0  # E lines: files borg could not read
@@ -78,14 +84,20 @@ class FilesCacheRun:
             prev.close()
 
     def diff(self, previous: Path | None = None) -> SnapshotDiff | None:
-        """Against the previous run's snapshot (the baseline by default); None when there is none."""
+        """Against the previous run's snapshot (the baseline by default); None when there is none. The
+        undecided pairs borg's own test (inode, size, ctime unchanged) can decide are settled here."""
         prev = Snapshot.open(previous or self.baseline)
         if prev is None:
             return None
         try:
-            return diff(prev, self.snapshot)
+            found = diff(prev, self.snapshot)
+            started = prev.meta(STARTED_KEY)
         finally:
             prev.close()
+        # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
+        if not found.doubt and found.undecided and started and not self.mtime_mode:
+            settle_unchanged(previous or self.baseline, self.snapshot, found, int(started) - CMTIME_MARGIN_NS)
+        return found
 
     def promote(self) -> None:
         """This run's snapshot becomes the baseline (a rename: atomic, and a symlink there is replaced)."""
@@ -97,5 +109,5 @@ class FilesCacheRun:
         job's last archive, and this run's cannot replace it: the next run falls back to borg diff)."""
         self.snapshot.close()
         for victim in (self.path, *((self.baseline,) if drop_baseline else ())):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone already; or a directory, an immutable file: said elsewhere
                 os.unlink(victim)

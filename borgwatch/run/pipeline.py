@@ -169,9 +169,9 @@ def _diff_stage(ctx: StageContext, rec: FilesCacheRun, made_archive: bool) -> No
 def _diff_problems(ctx: StageContext, plan: JobPlan, problems: Problems) -> None:
     """Bookkeeping trouble is its own line (and no exact diff), never the backup's exit code."""
     if ctx.snapshot_error:
-        problems.append(f"dataset snapshot {plan.snapshot_path} is unusable ({ctx.snapshot_error}); no dataset "
-                        "diff this run — the next run compares with borg diff; check free space and permissions "
-                        "of state_dir")
+        lost = "" if ctx.result.dataset is not None else "no dataset diff this run; "
+        problems.append(f"dataset snapshot {plan.snapshot_path} is unusable ({ctx.snapshot_error}); {lost}the next "
+                        "run compares with borg diff; check free space and permissions of state_dir")
     elif ctx.diff_undecided:
         problems.append(f"the dataset diff of this run is not exact: {ctx.diff_undecided}")
 
