@@ -33,8 +33,9 @@ def stream_lines(count: int) -> list[bytes]:
 
 def parser_throughput(count: int = 300_000, rounds: int = 5) -> dict[str, float]:
     """lines/s of ``parse_line`` alone, and of parse + ``DatasetIndex.record`` (the create hot path)."""
-    from borgwatch.borg.events import FileStatus, parse_line
     from borgwatch.dataset.index import DatasetIndex
+
+    from borgwatch.borg.events import FileStatus, parse_line
 
     lines = stream_lines(count)
     parse_only = []

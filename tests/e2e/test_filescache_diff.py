@@ -42,7 +42,7 @@ def _check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_ca
            warned: bool = False) -> None:
     """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
     the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
-    assert step.rc == 0 or (warned and "FileChangedWarning" in step.stderr), step.stderr
+    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
     assert (step.method, step.exact) == (method, True), step
     if previous:
         assert step.previous == previous, step
