@@ -277,3 +277,31 @@ def test_files_written_during_the_backup(tmp_path: Path, borg: str) -> None:
         _check(jobs, step, None, method=step.method if step.method == "borg_diff" else "files_cache", warned=True)
     time.sleep(1.1)
     _check(jobs, jobs.run("job"), None)  # quiet again: the method itself, exact
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_the_normal_path_runs_no_borg_beyond_create(tmp_path: Path, borg: str) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    jobs.run("job")
+    real = jobs.repo.borg
+    only_create = tmp_path / "only-create"  # any other borg command fails: a run that needs one says so
+    only_create.write_text(f'#!/bin/sh\ncase "$1" in\n  create|--version) exec {real} "$@" ;;\nesac\n'
+                           'echo "not on the normal path" >&2; exit 2\n')
+    only_create.chmod(0o755)
+    jobs.repo.borg = str(only_create)
+    time.sleep(1.1)
+    steps = [jobs.run("job")]  # nothing changed
+    _rewrite_same_size_keep_mtime(src / "d0" / "f2")
+    os.utime(src / "d0" / "f3")
+    (src / "d1" / "f3").chmod(0o600)
+    _grow(src / "d2" / "f1")
+    (src / "d2" / "added").write_bytes(b"added\n")
+    steps.append(jobs.run("job"))
+    time.sleep(1.1)
+    steps.append(jobs.run("job"))
+    jobs.repo.borg = real
+    for step, truth in zip(steps, (Counts(unchanged=30), Counts(added=1, modified=2, unchanged=28),
+                                   Counts(unchanged=31)), strict=True):
+        _check(jobs, step, truth)
