@@ -232,6 +232,7 @@ def test_status_and_json_output(workspace: Workspace) -> None:
     status = ws.borgwatch("status", "-c", str(ws.config), "--json", check=True)
     (row,) = json.loads(status.stdout)
     assert row["job"] == "home" and row["status"] == "success" and row["running"] is False
+    assert (row["dataset"]["added"], row["dataset"]["method"], row["dataset"]["exact"]) == (60, "first_backup", True)
     assert row["last_success_at"] == pytest.approx(summary["ended_at"])
     table = ws.borgwatch("status", "-c", str(ws.config), check=True).stdout
     assert table.splitlines()[0].startswith("JOB") and "success" in table and "+60/~0/-0" in table
