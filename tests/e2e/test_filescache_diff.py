@@ -305,3 +305,21 @@ def test_the_normal_path_runs_no_borg_beyond_create(tmp_path: Path, borg: str) -
     for step, truth in zip(steps, (Counts(unchanged=30), Counts(added=1, modified=2, unchanged=28),
                                    Counts(unchanged=31)), strict=True):
         _check(jobs, step, truth)
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_more_undecided_paths_than_one_borg_diff_may_take_fall_back_whole(tmp_path: Path, borg: str) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    many = src / ("long-directory-name-" * 8)
+    many.mkdir()
+    target = many / "target"
+    target.write_bytes(b"one inode, many names\n")
+    for i in range(2100):  # hard-link names: borg memorizes the inode once, the other names are undecided
+        os.link(target, many / f"{'n' * 120}-{i}")
+    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    jobs.run("job")
+    time.sleep(1.1)
+    target.write_bytes(b"one inode, new content\n")  # every name's content changed in place
+    # 2101 paths of ~300 bytes: over the bound of one restricted borg diff (ARG_MAX), so one full borg diff
+    _check(jobs, jobs.run("job"), Counts(modified=2101, unchanged=30), method="borg_diff")
