@@ -71,7 +71,7 @@ def _check_first(v: Variant, sample: Sample, files: int, result: SizeResult) -> 
 
 def _check_incremental(v: Variant, sample: Sample, stats: ChangeStats, before: int,
                        result: SizeResult) -> None:
-    """borgwatch's dataset diff must match what the tree generator changed (exact and fast modes)."""
+    """borgwatch's dataset diff must match what the tree generator changed."""
     if sample.dataset is None:
         return
     modified = stats.modified_resized + stats.modified_same_size

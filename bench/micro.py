@@ -32,9 +32,9 @@ def stream_lines(count: int) -> list[bytes]:
 
 
 def parser_throughput(count: int = 300_000, rounds: int = 5) -> dict[str, float]:
-    """lines/s of ``parse_line`` alone, and of parse + ``DatasetIndex.record`` (the create hot path)."""
+    """lines/s of ``parse_line`` alone, and of parse + ``FilesCacheRun.record`` (the create hot path)."""
     from borgwatch.borg.events import FileStatus, parse_line
-    from borgwatch.dataset.index import DatasetIndex
+    from borgwatch.run.filesdiff import FilesCacheRun
 
     lines = stream_lines(count)
     parse_only = []
@@ -46,15 +46,15 @@ def parser_throughput(count: int = 300_000, rounds: int = 5) -> dict[str, float]
     with_index = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(rounds):
-            index = DatasetIndex(Path(tmp) / f"i{r}.db")
+            rec = FilesCacheRun(Path(tmp) / f"s{r}.db")
             t0 = time.perf_counter()
             for raw in lines:
                 event = parse_line(raw)
                 if isinstance(event, FileStatus):
-                    index.record(event.status, event.path)
-            index.finish_recording()
+                    rec.record(event.status, event.path)
+            rec.snapshot.seal()
             with_index.append(count / (time.perf_counter() - t0))
-            index.close()
+            rec.abandon()
     return {"parse_lines_per_s": median(parse_only), "parse_record_lines_per_s": median(with_index)}
 
 

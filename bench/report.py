@@ -45,7 +45,6 @@ def _size_section(r: SizeResult) -> list[str]:
     labels = {"create": "bare `borg create` (physical limit)",
               "bare": "bare `borg create --json` + `borg diff --json-lines --content-only` (same work)",
               "bw-exact": "`borgwatch run`, dataset_diff = exact (default)",
-              "bw-fast": "`borgwatch run`, dataset_diff = fast",
               "bw-off": "`borgwatch run`, dataset_diff = off",
               "borgmatic": "`borgmatic create`"}
     out += _table(["variant", "first backup, s", "incremental, s", "borgwatch peak RSS, MB"],
@@ -59,7 +58,6 @@ def _size_section(r: SizeResult) -> list[str]:
         ("bw-exact", "borgmatic", "borgwatch (exact) / borgmatic", 1.0),
         ("bw-off", "borgmatic", "borgwatch (diff off) / borgmatic", 1.0),
         ("bw-exact", "create", "borgwatch (exact) / bare `borg create`: price of exact diffs", None),
-        ("bw-fast", "create", "borgwatch (fast) / bare `borg create`", None),
         ("bare", "create", "bare create + full `borg diff` / bare create", None),
     ):
         if a not in r.first or b not in r.first:
@@ -84,7 +82,7 @@ def _size_section(r: SizeResult) -> list[str]:
         out.append("Dataset-diff check against the generator's change list: **mismatches**:")
         out += [f"- {m}" for m in r.mismatches]
     else:
-        out.append("Dataset-diff check: every borgwatch run (exact and fast) reported exactly the added / "
+        out.append("Dataset-diff check: every borgwatch run (exact) reported exactly the added / "
                    "modified / removed / unchanged counts the tree generator produced.")
     out.append("")
     return out
@@ -125,7 +123,7 @@ def render(machine: dict[str, str], command: str, sizes: list[SizeResult], micro
     out += _table(["figure", "value", "target"], [
         ["stream parser (`parse_line`), lines/s", f"{parse['parse_lines_per_s']:,.0f}",
          f"≥ 300,000: {_verdict(parse['parse_lines_per_s'] >= 300_000)}"],
-        ["parser + `DatasetIndex.record` (create's hot path), lines/s",
+        ["parser + `FilesCacheRun.record` (create's hot path), lines/s",
          f"{parse['parse_record_lines_per_s']:,.0f}", ""],
         ["`borgwatch --version`, ms", f"{start['version_ms']:.0f}",
          f"≤ 150: {_verdict(start['version_ms'] <= 150)}"],
@@ -136,7 +134,7 @@ def render(machine: dict[str, str], command: str, sizes: list[SizeResult], micro
     ])
     out += ["", "### Peak RSS and throughput by file-status count (replayed stream)", "",
             "A stand-in borg (`bench/fakeborg.py`) replays a generated `--log-json` stream through the whole "
-            "`borgwatch run` pipeline (process, parser, dataset index, diff evaluation, sinks). "
+            "`borgwatch run` pipeline (process, parser, the run's snapshot, the diff stage, sinks). "
             "The first run reports every file as A for paths that do not exist (borgwatch's lstat "
             "gets ENOENT), the incremental run reports every file as U against that baseline.", ""]
     out += _table(["events", "`--version` RSS, MB", "first run RSS, MB", "incremental RSS, MB",

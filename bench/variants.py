@@ -124,7 +124,6 @@ def make_variants(work: Path, source: Path, borg: str, borgmatic: str | None) ->
         Variant("create", "create", work, source, borg),
         Variant("bare", "bare", work, source, borg),
         Variant("bw-exact", "borgwatch", work, source, borg, mode="exact"),
-        Variant("bw-fast", "borgwatch", work, source, borg, mode="fast"),
         Variant("bw-off", "borgwatch", work, source, borg, mode="off"),
     ]
     if borgmatic:

@@ -50,12 +50,20 @@ class WarningPolicy(StrEnum):
 
 
 class DiffMode(StrEnum):
-    """The dataset diff: ``dataset_diff`` of a job, and the ``method`` a run's diff used."""
+    """``dataset_diff`` of a job."""
 
     EXACT = "exact"
-    FAST = "fast"
+    FAST = "fast"  # deprecated alias of exact (check-config says so)
     OFF = "off"
-    FIRST = "first"  # method only: no previous archive to compare with
+
+
+class DiffMethod(StrEnum):
+    """How a run's dataset diff was made (``borgwatch_dataset_diff_method``)."""
+
+    FILES_CACHE = "files_cache"  # borg's files cache against the job's previous snapshot
+    BORG_DIFF = "borg_diff"  # the fallback: one full borg diff between the previous archive and this one
+    FIRST_BACKUP = "first_backup"  # no previous archive of the job: every file is added
+    NONE = "none"  # no count could be trusted this run (the reason is the run's problem line)
 
 
 class Level(StrEnum):
@@ -88,8 +96,6 @@ class EventName(StrEnum):
     BORG_MESSAGE = ("borg_message", "varies", "a warning or error borg logged (redacted), at borg's own time",
                     ("stage", "msgid", "path"))
     FILE_STATUS = ("file_status", "info", "a file borg added, modified or could not read (log_files)", ("status",))
-    BASELINE_REBUILT = ("baseline_rebuilt", "info", "the dataset baseline was rebuilt from the repository",
-                        ("archive", "previous"))
     DRILL_MISMATCH = ("drill_mismatch", "error", "a restore drill found a file that does not verify (or cannot be "
                       "restored); one event per file, path and cause in the message", ("archive", "path"))
     DRILL_SUMMARY = ("drill_summary", "varies", "a restore drill ended (`borgwatch drill` or a run's drill stage): "
@@ -149,8 +155,7 @@ class DatasetDiff:
     unchanged: int = 0
     removed: int = 0
     error: int = 0
-    method: str = DiffMode.EXACT  # exact | fast | first (no previous archive)
-    verified: int = 0  # files whose content had to be compared by borg diff
+    method: str = DiffMethod.FILES_CACHE
     exact: bool = True
 
     def as_counts(self) -> dict[str, int]:

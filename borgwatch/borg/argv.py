@@ -198,7 +198,8 @@ def files_cache_mode(extra_args: list[str]) -> str:
 
 
 def files_cache_refusal(extra_args: list[str]) -> str:
-    """Why the files-cache diff cannot read a create run with ``extra_args`` ("" when it can)."""
+    """Why the files-cache diff cannot read a create run with ``extra_args`` ("" when it can). The config
+    refuses ``--filter`` in ``extra_args`` already; refused here too, should that rule ever be relaxed."""
     if any(a == "--filter" or a.startswith("--filter=") for a in extra_args):
         return "extra_args sets --filter, which hides listing lines the files-cache diff needs"
     mode = files_cache_mode(extra_args)
@@ -265,19 +266,15 @@ def check(borg: str, job: JobConfig, cfg: CheckConfig, lock_wait: int, *,
 
 
 def diff(borg: str, repository: str, old: str, new: str, lock_wait: int,
-         paths: list[str] | None = None, *, version: BorgVersion | None = None) -> list[str]:
-    """Content-only diff; ``paths`` (archive paths) restricts it to the files that need a verdict.
-    In 2.0 ``old`` and ``new`` are ``aid:ID`` references (``archive_id``): a series name is ambiguous."""
-    return [*base(borg, "diff", lock_wait, repository, version), "--json-lines", "--content-only",
-            *_located(repository, old, version), new, *(paths or [])]
-
-
-def list_digests(borg: str, repository: str, archive: str, lock_wait: int, paths: list[str], *,
-                 version: BorgVersion | None = None) -> list[str]:
-    """Content fingerprints (blake2b-512, hex) of the archived files matching ``paths`` (``pf:`` patterns):
-    one pass over one archive's metadata, file data read only for the matches."""
-    return [*base(borg, "list", lock_wait, repository, version), "--format", "{blake2b}{TAB}{path}{NUL}",
-            *_located(repository, archive, version), *paths]
+         paths: list[str] | None = None, *, version: BorgVersion | None = None,
+         content_only: bool = True) -> list[str]:
+    """``paths`` (``pf:`` patterns of archive paths) restricts it to the files that need a verdict.
+    ``content_only=False``: a regular file that replaced a directory (symlink, FIFO) shows as a mode change,
+    which ``--content-only`` hides. In 2.0 ``old`` and ``new`` are ``aid:ID`` references (``archive_id``): a
+    series name is ambiguous."""
+    return [*base(borg, "diff", lock_wait, repository, version), "--json-lines",
+            *(["--content-only"] if content_only else []), *_located(repository, old, version), new,
+            *(paths or [])]
 
 
 def list_archives(borg: str, repository: str, lock_wait: int, glob: str | None = None,

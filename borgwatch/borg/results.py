@@ -104,20 +104,6 @@ def diff_changed_content(obj: dict[str, Any]) -> bool:
     return False
 
 
-def parse_digest_listing(stdout: bytes, digest_bytes: int) -> Iterator[tuple[str, bytes]]:
-    """``borg list --format {blake2b}{TAB}{path}{NUL}`` -> (archive path, first ``digest_bytes`` of the
-    digest). borg 1.x prints no digest for a hard link whose data another item carries: such a path is
-    left out (borg diff decides it)."""
-    for record in stdout.split(b"\0"):
-        hexdigest, sep, path = record.decode("utf-8", "surrogateescape").partition("\t")
-        if not sep or len(hexdigest) != 128:
-            continue
-        try:
-            yield path, bytes.fromhex(hexdigest)[:digest_bytes]
-        except ValueError:
-            continue
-
-
 def archive_names(stdout: bytes) -> list[str] | None:
     """``borg list --json`` of a repository -> archive names in borg's (time) order; None when the
     output is not a listing."""
@@ -127,34 +113,11 @@ def archive_names(stdout: bytes) -> list[str] | None:
         return None
 
 
-def regular_files(lines: Iterable[bytes]) -> Iterator[tuple[str, int | None]]:
-    """``borg list --json-lines`` of an archive -> (archive path, size) of its regular files."""
+def diff_verdicts(lines: Iterable[bytes]) -> Iterator[tuple[str, str]]:
+    """``borg diff --json-lines`` lines -> (archive path, "added" | "removed" | "modified") of the regular
+    files whose existence or content changed (without ``--content-only``: a type change is a mode change).
+    Streamed: a full diff of a big tree never sits in memory."""
     for line in lines:
-        try:
-            item = json.loads(line)
-        except ValueError:
-            continue
-        if item.get("type") == "-":
-            # a hard link whose data another item carries is listed with size 0: its size is unknown
-            size = None if item.get("source") else int(item.get("size") or 0)
-            yield str(item.get("path", "")), size
-
-
-def content_changed_paths(stdout: bytes) -> Iterator[str]:
-    """``borg diff --json-lines --content-only`` output -> the archive paths whose content changed."""
-    for line in stdout.splitlines():
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if diff_changed_content(obj):
-            yield str(obj.get("path", ""))
-
-
-def diff_verdicts(stdout: bytes) -> Iterator[tuple[str, str]]:
-    """``borg diff --json-lines`` -> (archive path, "added" | "removed" | "modified") of the regular files
-    whose existence or content changed (without ``--content-only``: a type change is a mode change)."""
-    for line in stdout.splitlines():
         try:
             obj = json.loads(line)
         except ValueError:

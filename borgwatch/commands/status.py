@@ -40,7 +40,8 @@ def status_rows(config: Config, problems: list[str] | None = None) -> list[dict]
             "last_success_age_seconds": (time.time() - state.last_success_at) if state.last_success_at else None,
             "max_age_seconds": last.max_age_seconds if last else None,
             "archive": last.archive_name if last else None,
-            "dataset": last.dataset.as_counts() if last and last.dataset else None,
+            "dataset": ({**last.dataset.as_counts(), "method": last.dataset.method, "exact": last.dataset.exact}
+                        if last and last.dataset else None),
             "error": last.error if last else None,
             "drill": _drill_row(load_record(Path(config.state_dir), name)),
         })

@@ -8,6 +8,7 @@ command line, where every local user can read it.
 from __future__ import annotations
 
 import re
+from typing import Any
 from urllib.parse import urlsplit
 
 from borgwatch.errors import ConfigError
@@ -141,3 +142,9 @@ def extra_args_check(where: str, stage: str, args: list[str]) -> None:
     problem = extra_args_problem(stage, args)
     if problem:
         raise ConfigError(f"{where}: {problem}")
+
+
+def deprecations(jobs: dict[str, Any]) -> list[str]:
+    """Settings that still work but mean something else now (one line each, for `check-config`)."""
+    return [f"jobs.{name}.dataset_diff = \"fast\" is deprecated: the exact diff costs what borg create costs "
+            "now, and the run uses it; write \"exact\"" for name, job in jobs.items() if job.dataset_diff == "fast"]

@@ -94,8 +94,8 @@ class JobConfig:
     warnings: str = opt("warning", "How a borg warning counts: warning (exit non-zero, last success "
                                    "updated), success (exit 0) or error (exit non-zero, no last success).",
                         choices=("warning", "success", "error"))
-    dataset_diff: str = opt("exact", "Dataset diff against the previous archive: exact, fast (size and "
-                                     "mtime decide same-size changes, no borg diff) or off.",
+    dataset_diff: str = opt("exact", "Dataset diff against the previous run's archive: exact (from borg's "
+                                     "files cache) or off; fast is a deprecated alias of exact.",
                             choices=("exact", "fast", "off"))
     log_files: bool = opt(False, "Ship one log event per changed file (A/M/E/C) to Loki/journald.")
     prune: PruneConfig | None = opt(None, "Prune stage; present = enabled.")

@@ -272,12 +272,23 @@ def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
     out.removed = int(prev.meta("files") or 0) - by_key - len(paired)
     if twice:
         out.doubt = "two names of this run match one name of the previous run"
+    elif out.removed and _unmemorized_not_read_again(prev, cur):
+        # borg re-reads (lists) every file it did not memorize, unless another borg memorized it since:
+        # then it is here under a key only borg can compute, and its previous name would count removed
+        out.doubt = "a file the previous run did not memorize was not read again (another borg memorized it)"
     elif out.removed or via_inode:
         # an unpaired file borg did not memorize may be a removed name under a key only borg can compute
         # (another borg dropped it from the shared cache): borg must confirm it is new
         undecided += [(path, "new") for path in unpaired]
     db.executemany("INSERT INTO temp.undecided VALUES (?, ?)", undecided)
     return out
+
+
+def _unmemorized_not_read_again(prev: Snapshot, cur: Snapshot) -> bool:
+    for (pkey,) in prev.db.execute("SELECT pkey FROM listed WHERE regular AND key IS NULL"):
+        if not cur.count("SELECT count(*) FROM listed WHERE pkey = ?", pkey):
+            return True
+    return False
 
 
 def _keep(db: sqlite3.Connection, keys: list[bytes]) -> int:
@@ -312,3 +323,25 @@ def settle(cur: Snapshot, found: SnapshotDiff, verdicts: Mapping[bytes, str]) ->
         else:
             found.unchanged += 1
     found.undecided = 0
+
+
+def settle_unchanged(prev_path: Path, cur: Snapshot, found: SnapshotDiff, settled_before_ns: int) -> None:
+    """Decide, without borg, the undecided pairs of the last ``diff`` whose file kept its inode, size and
+    cmtime from the previous run's lstat to this one's (borg's own files-cache test), neither read while it
+    changed (``C``), and whose cmtime was older than ``settled_before_ns`` when the previous run looked: a
+    write after that look would have moved the cmtime. Mostly the newest file of each run, which borg's
+    cache leaves out; they count unchanged and leave the undecided set."""
+    db = cur.db
+    db.execute("ATTACH DATABASE ? AS prev", (str(prev_path),))
+    try:
+        db.execute("CREATE TEMP TABLE same AS SELECT u.path FROM temp.undecided u JOIN main.listed c "
+                   "ON c.path = u.path JOIN prev.listed p ON p.pkey = c.pkey WHERE u.kind = 'content' "
+                   "AND c.regular AND p.regular AND c.status != 'C' AND p.status != 'C' AND c.inode = p.inode "
+                   "AND c.size = p.size AND c.cmtime = p.cmtime AND p.cmtime < ?", (settled_before_ns,))
+        n = db.execute("SELECT count(*) FROM temp.same").fetchone()[0]
+        db.execute("DELETE FROM temp.undecided WHERE path IN (SELECT path FROM temp.same)")
+        found.unchanged += n
+        found.undecided -= n
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.same")
+        db.execute("DETACH DATABASE prev")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from borgwatch import __version__
-from borgwatch.model import DRILL_STATUSES, RUN_STATUSES, DrillResult, RunResult
+from borgwatch.model import DRILL_STATUSES, RUN_STATUSES, DiffMethod, DrillResult, RunResult
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ BORG2_ABSENT: dict[str, str] = {
     "borgwatch_archive_compressed_bytes": "absent: borg 2 reports no compressed size",
     "borgwatch_dataset_files": "absent: the dataset diff is off with borg 2 until it reads borg 2's files cache",
     "borgwatch_dataset_diff_exact": "absent: the dataset diff is off with borg 2",
+    "borgwatch_dataset_diff_method": "absent: the dataset diff is off with borg 2",
     "borgwatch_repository_unique_bytes": "absent: borg 2 reports no repository totals",
     "borgwatch_repository_unique_compressed_bytes": "absent: borg 2 reports no repository totals",
     "borgwatch_repository_total_bytes": "absent: borg 2 reports no repository totals",
@@ -70,9 +71,12 @@ JOB_METRICS: tuple[MetricSpec, ...] = (
     _g("borgwatch_archive_duration_seconds", "Duration of the archive creation as borg reports it.", (),
        "borg create --json archive.duration"),
     _g("borgwatch_dataset_files", "Regular files by change against the previous archive of the job.",
-       ("change",), "file status stream + previous index (+ fingerprints, borg list/diff for same-size changes)"),
-    _g("borgwatch_dataset_diff_exact", "1 if the dataset diff of the last run is exact, 0 if estimated.", (),
-       "diff stage; 0 when the baseline could not be verified against the repository"),
+       ("change",), "borg's files cache + create --list --filter=AMEhC against the job's previous snapshot; "
+       "fallback: borg diff --json-lines; absent when no count could be trusted (method none)"),
+    _g("borgwatch_dataset_diff_exact", "1 if the dataset diff of the last run is exact, 0 if it has no "
+       "trusted counts.", (), "diff stage; 0 with method none, and one line of the run says why"),
+    _g("borgwatch_dataset_diff_method", "How the dataset diff of the last run was made, one-hot by method.",
+       ("method",), "diff stage: files_cache, borg_diff (fallback), first_backup, none"),
     _g("borgwatch_log_messages", "Borg log messages of the last run by level.", ("level",),
        "borg --log-json log_message records"),
     _g("borgwatch_borg_cpu_seconds", "CPU time used by the borg processes of the last run.", ("mode",),
@@ -203,9 +207,12 @@ def job_samples(result: RunResult) -> list[Sample]:
         add("borgwatch_archive_files", a.files)
         add("borgwatch_archive_duration_seconds", a.duration_seconds)
     if result.dataset:
-        for change, count in result.dataset.as_counts().items():
-            add("borgwatch_dataset_files", count, change=change)
+        if result.dataset.method != DiffMethod.NONE:
+            for change, count in result.dataset.as_counts().items():
+                add("borgwatch_dataset_files", count, change=change)
         add("borgwatch_dataset_diff_exact", 1 if result.dataset.exact else 0)
+        for method in DiffMethod:
+            add("borgwatch_dataset_diff_method", 1 if result.dataset.method == method else 0, method=method)
     if result.status != "running":
         add("borgwatch_log_messages", result.warnings, level="warning")
         add("borgwatch_log_messages", result.errors, level="error")

@@ -4,27 +4,48 @@ During create every ``--list --filter=AMEhC`` line is recorded with the file's l
 announces the file (it prints the status before reading); after a committed create, borg's files cache
 (age-0 entries) joins them in this run's snapshot, and the counts must reconcile with borg's ``nfiles``
 before the snapshot may vouch for anything.
+
+The snapshot is written beside the job's baseline (``JOB.snapshot.db.new``) and replaces it (``promote``)
+only after a committed create whose snapshot reconciled: a failed or interrupted create leaves the previous
+snapshot as the baseline. The snapshot names the archive it describes, so the job's own record (not the
+repository, which any other borg may write) says what the next run is compared with.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
 from borgwatch.borg.version import BorgVersion
-from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
+from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle_unchanged
+
+ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
+STARTED_KEY = "started_ns"  # snapshot meta: before borg create started (every lstat of the run is later)
+# a file whose cmtime was this much older than the run's start cannot have been written again without moving
+# it: coarse timestamps tick per jiffy (1-10 ms); the margin is a hundred of them
+CMTIME_MARGIN_NS = 1_000_000_000
 
 
 class FilesCacheRun:
     def __init__(self, path: Path, mtime_mode: bool = False) -> None:
-        self.snapshot = Snapshot.create(path)
+        """``path``: the job's baseline snapshot; this run's is written beside it until ``promote``."""
+        self.baseline = path
+        self.path = path.with_name(path.name + ".new")
+        self.snapshot = Snapshot.create(self.path)
+        self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
         self.mtime_mode = mtime_mode
-        self.followers = 0
+        self.followers = 0  # h lines: names borg's nfiles does not count
+        self.errors = 0  # E lines: files borg could not read
 
     def record(self, status: str, path: str) -> None:
         raw = os.fsencode(path)
+        if status == "E":
+            self.errors += 1
+            return
         try:
             st: os.stat_result | None = os.lstat(raw)
         except OSError:
@@ -34,8 +55,10 @@ class FilesCacheRun:
             self.followers += 1
         self.snapshot.add_listed(status, raw, st, cmtime)
 
-    def seal(self, create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | None, nfiles: int) -> str:
+    def seal(self, create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | None, nfiles: int,
+             archive: str = "") -> str:
         """Join borg's files cache; returns why this snapshot cannot vouch for the run ("" when it can)."""
+        self.snapshot.set_meta(ARCHIVE_KEY, archive)
         try:
             self.snapshot.add_cached(read_entries(locate(create_stdout, env, version)))
         except FilesCacheError as exc:
@@ -50,12 +73,41 @@ class FilesCacheRun:
                     "(a file borg did not memorize, a special file, or a cache another borg rewrote)")
         return ""
 
-    def diff(self, previous: Path) -> SnapshotDiff | None:
-        """Against the previous run's snapshot; None when there is none."""
-        prev = Snapshot.open(previous)
+    def previous_archive(self) -> str:
+        """The archive the job's baseline snapshot describes ("" when there is no usable baseline)."""
+        prev = Snapshot.open(self.baseline)
+        if prev is None:
+            return ""
+        try:
+            return prev.meta(ARCHIVE_KEY) or ""
+        finally:
+            prev.close()
+
+    def diff(self, previous: Path | None = None) -> SnapshotDiff | None:
+        """Against the previous run's snapshot (the baseline by default); None when there is none. The
+        undecided pairs borg's own test (inode, size, ctime unchanged) can decide are settled here."""
+        prev = Snapshot.open(previous or self.baseline)
         if prev is None:
             return None
         try:
-            return diff(prev, self.snapshot)
+            found = diff(prev, self.snapshot)
+            started = prev.meta(STARTED_KEY)
         finally:
             prev.close()
+        # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
+        if not found.doubt and found.undecided and started and not self.mtime_mode:
+            settle_unchanged(previous or self.baseline, self.snapshot, found, int(started) - CMTIME_MARGIN_NS)
+        return found
+
+    def promote(self) -> None:
+        """This run's snapshot becomes the baseline (a rename: atomic, and a symlink there is replaced)."""
+        self.snapshot.close()
+        os.replace(self.path, self.baseline)
+
+    def abandon(self, drop_baseline: bool = False) -> None:
+        """This run's snapshot goes; with ``drop_baseline`` the old one too (it no longer describes the
+        job's last archive, and this run's cannot replace it: the next run falls back to borg diff)."""
+        self.snapshot.close()
+        for victim in (self.path, *((self.baseline,) if drop_baseline else ())):
+            with contextlib.suppress(OSError):  # gone already; or a directory, an immutable file: said elsewhere
+                os.unlink(victim)

@@ -3,11 +3,13 @@ prune, compact, check. Runs inside a RunSession, which records and delivers what
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from typing import TYPE_CHECKING
 
+from borgwatch.borg.argv import files_cache_mode
 from borgwatch.borg.env import BorgEnv, build_env
-from borgwatch.borg.paths import archive_path
 from borgwatch.borg.version import detect_version, find_borg
 from borgwatch.errors import EXIT_ERROR, UserError
 from borgwatch.model import EventName, Level, Stage, StageResult, Status
@@ -17,16 +19,12 @@ from borgwatch.run.stages import (
     run_check,
     run_compact,
     run_create,
-    run_diff,
     run_prune,
     skipped,
-    verify_baseline,
 )
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from borgwatch.dataset.index import DatasetIndex
+    from borgwatch.run.filesdiff import FilesCacheRun
     from borgwatch.run.lifecycle import Problems
     from borgwatch.run.session import RunSession
 
@@ -72,31 +70,17 @@ def run_stages(ctx: StageContext, problems: Problems) -> None:
         return
     if not job.paths:
         raise UserError(f"jobs.{plan.job_name}.paths is empty: list the directories to back up")
-    index = None
-    if Stage.DIFF in plan.stages:  # sqlite3 and the index are imported only for a diff: every use needs an index
-        import sqlite3
-
-        from borgwatch.dataset.index import close_quietly, open_index
-        index, note = open_index(plan.index_path, archive_path)
-        problems.append(note)
+    rec = _open_snapshot(ctx) if Stage.DIFF in plan.stages else None
     made_archive = False
     try:
-        if index is not None:
-            try:
-                ctx.result.previous_archive = verify_baseline(ctx, index, plan.glob)
-            except sqlite3.Error as exc:
-                index = drop_index(ctx, index, exc)
-        if ctx.interrupted is not None:  # e.g. during the baseline listing: no backup after a stop
-            skipped(ctx, Stage.CREATE, "borgwatch was stopped before borg create started")
-            return
-        create = run_create(ctx, plan.archive, index)
+        create = run_create(ctx, plan.archive, rec)
         made_archive = ctx.result.archive is not None and create.status in (Status.SUCCESS, Status.WARNING)
-        if index is not None:
-            _diff_stage(ctx, index, made_archive)
-            index = None
+        if rec is not None:
+            _diff_stage(ctx, rec, made_archive)
+            rec = None
     finally:
-        if index is not None:
-            close_quietly(index)
+        if rec is not None:
+            rec.abandon()
         _diff_problems(ctx, plan, problems)
     _maintenance(ctx, plan, made_archive and ctx.interrupted is None, problems)
 
@@ -152,50 +136,48 @@ def _due(every: float | None, last: float | None) -> bool:
     return every is None or last is None or time.time() - last >= every
 
 
-def _diff_stage(ctx: StageContext, index: DatasetIndex, made_archive: bool) -> None:
+def _open_snapshot(ctx: StageContext) -> FilesCacheRun | None:
+    import sqlite3  # with the snapshot modules: only for runs that diff
+
+    from borgwatch.run.filesdiff import FilesCacheRun
+
+    plan = ctx.plan
+    # the per-path index of borgwatch < 0.9 (a full listing every run): the snapshot replaced it
+    with contextlib.suppress(OSError):
+        os.unlink(plan.snapshot_path.with_name(f"{plan.job_name}.files.db"))
+    try:
+        return FilesCacheRun(plan.snapshot_path, mtime_mode="mtime" in files_cache_mode(ctx.job.extra_args))
+    except (sqlite3.Error, OSError) as exc:
+        ctx.snapshot_error = str(exc)
+        return None
+
+
+def _diff_stage(ctx: StageContext, rec: FilesCacheRun, made_archive: bool) -> None:
+    """Only after a committed create that nobody stopped: otherwise this run's snapshot goes and the
+    previous one stays the baseline (the next run is compared with the archive it describes)."""
     import sqlite3
 
-    from borgwatch.dataset.index import close_quietly
+    from borgwatch.run.diff_stage import run_diff
+
+    if not made_archive or ctx.interrupted is not None or ctx.snapshot_error:
+        rec.abandon()
+        skipped(ctx, Stage.DIFF, "the dataset snapshot failed" if ctx.snapshot_error else "no archive was created")
+        return
     try:
-        if made_archive and ctx.interrupted is None and not ctx.index_error:
-            has_prev = bool(ctx.result.previous_archive) and index.has_previous_files()
-            index.finish_recording()
-            run_diff(ctx, index, ctx.plan.diff_mode, has_prev)
-            index.promote(ctx.result.archive_name)
-            close_quietly(index)
-            return
-        index.abandon()
-        skipped(ctx, Stage.DIFF, "the dataset index failed" if ctx.index_error else "no archive was created")
-        if ctx.index_error:
-            drop_index(ctx, index, None)
-        else:
-            close_quietly(index)
-    except sqlite3.Error as exc:
-        ctx.result.dataset = None
-        drop_index(ctx, index, exc)
-
-
-def drop_index(ctx: StageContext, index: DatasetIndex, exc: sqlite3.Error | None) -> None:
-    """The index failed mid-run (state_dir full, damaged): no diff this run, and a fresh one next run."""
-    from borgwatch.dataset.index import close_quietly, remove_index
-    close_quietly(index)
-    why = ctx.index_error or str(exc)
-    removed = remove_index(index.path)
-    ctx.index_error = f"{why}; it {removed}" if removed else why
+        run_diff(ctx, rec, ctx.create_stdout)
+    except (sqlite3.Error, OSError) as exc:  # state_dir full or not writable: no diff, the backup stands
+        rec.abandon(drop_baseline=True)
+        ctx.snapshot_error, ctx.result.dataset = str(exc), None
 
 
 def _diff_problems(ctx: StageContext, plan: JobPlan, problems: Problems) -> None:
-    """Bookkeeping trouble is its own line (and diff_exact 0), never the backup's exit code."""
-    if ctx.index_error:
-        problems.append(f"dataset index {plan.index_path} is unusable ({ctx.index_error}); no dataset diff this "
-                        "run — the next run rebuilds it; check free space and permissions of state_dir")
-        return
-    dataset = ctx.result.dataset
-    if dataset is not None and not dataset.exact and ctx.diff_doubt:
-        problems.append(f"the dataset diff of this run is not exact: {ctx.diff_doubt}")
-    stage = ctx.result.stage(Stage.DIFF)
-    if stage is not None and stage.status == Status.WARNING and stage.message:
-        problems.append(stage.message)
+    """Bookkeeping trouble is its own line (and no exact diff), never the backup's exit code."""
+    if ctx.snapshot_error:
+        lost = "" if ctx.result.dataset is not None else "no dataset diff this run; "
+        problems.append(f"dataset snapshot {plan.snapshot_path} is unusable ({ctx.snapshot_error}); {lost}the next "
+                        "run compares with borg diff; check free space and permissions of state_dir")
+    elif ctx.diff_undecided:
+        problems.append(f"the dataset diff of this run is not exact: {ctx.diff_undecided}")
 
 
 def check_due(plan: JobPlan, last: float | None) -> bool:

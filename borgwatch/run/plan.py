@@ -27,14 +27,10 @@ class JobPlan:
     max_age_seconds: float | None
     check_every_seconds: float | None
     drill_every_seconds: float | None
-    index_path: Path  # the dataset index; used unless dataset_diff is off
+    snapshot_path: Path  # the job's dataset snapshot (the diff's baseline); used unless dataset_diff is off
     overlap: str | None  # another job whose archives the glob matches: prune must not run
     stages: tuple[Stage, ...]  # the stages configured, in order
     diff_off_why: str = ""  # the dataset diff is configured but cannot be trusted with this borg
-
-    @property
-    def diff_mode(self) -> str:
-        return self.job.dataset_diff
 
 
 def plan_job(config: Config, job_name: str, host: str, state_dir: Path, version: BorgVersion) -> JobPlan:
@@ -58,7 +54,7 @@ def plan_job(config: Config, job_name: str, host: str, state_dir: Path, version:
         max_age_seconds=parse_duration(job.max_age) if job.max_age else None,
         check_every_seconds=parse_duration(job.check.every) if job.check and job.check.every else None,
         drill_every_seconds=parse_duration(job.drill.every) if job.drill else None,
-        index_path=state_dir / f"{job_name}.files.db",
+        snapshot_path=state_dir / f"{job_name}.snapshot.db",
         overlap=borg_argv.overlapping_job(glob, config.jobs, job_name, host) if job.prune else None,
         stages=tuple(stages), diff_off_why=diff_off_why,
     )

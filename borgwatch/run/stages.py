@@ -1,4 +1,4 @@
-"""The stages of a run (create, diff, prune, compact, check): run borg, read its stream, fill the result."""
+"""The borg-command stages of a run (create, prune, compact, check): run borg, read its stream, fill the result."""
 
 from __future__ import annotations
 
@@ -10,45 +10,20 @@ from typing import TYPE_CHECKING, BinaryIO
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.env import BorgEnv
 from borgwatch.borg.events import Event, FileStatus, LogMessage, Progress, Prompt, Text, msgid_suffix
-from borgwatch.borg.exitcodes import check_status, classify, completed, signal_name
-from borgwatch.borg.paths import path_pattern
+from borgwatch.borg.exitcodes import check_status, classify, signal_name
 from borgwatch.borg.process import BorgProcess, BorgRun
-from borgwatch.borg.results import (
-    archive_names,
-    content_changed_paths,
-    is_archive_progress,
-    message_path,
-    parse_create_json,
-    parse_digest_listing,
-    problem_level,
-    prune_action,
-    regular_files,
-)
+from borgwatch.borg.results import is_archive_progress, message_path, parse_create_json, problem_level, prune_action
 from borgwatch.config.schema import JobConfig
-from borgwatch.model import (
-    DatasetDiff,
-    DiffMode,
-    EventName,
-    Level,
-    PruneStats,
-    RunEvent,
-    RunResult,
-    Stage,
-    StageResult,
-    Status,
-)
+from borgwatch.model import EventName, Level, PruneStats, RunEvent, RunResult, Stage, StageResult, Status
 from borgwatch.redact import Redactor
 from borgwatch.run.lifecycle import Output, StopForwarder
 from borgwatch.run.plan import JobPlan
 
 if TYPE_CHECKING:
-    from borgwatch.dataset.index import DatasetIndex
+    from borgwatch.run.filesdiff import FilesCacheRun
 
 MAX_EVENTS = 2000
 MAX_FILE_EVENTS = 10000
-MAX_DIFF_PATHS = 2000  # more same-size candidates than this: one unrestricted borg diff instead
-DIFF_TIMEOUT = 3600
-LIST_DIGEST_BYTES = 256 << 20  # file data borg may read back to fingerprint previous versions
 
 
 @dataclass
@@ -65,8 +40,9 @@ class StageContext:
     output: Output = field(default_factory=lambda: Output())
     on_spawn: Callable[[], None] | None = None  # each time a borg runs (the sinks start with the first)
     files_logged: int = 0
-    diff_doubt: str = ""  # why this run's dataset diff cannot be exact (baseline unverifiable)
-    index_error: str = ""  # the dataset index failed (disk full, corrupt): no diff this run
+    create_stdout: bytes = b""  # create --json: the archive's stats and where borg's files cache is
+    diff_undecided: str = ""  # why this run has no dataset counts borgwatch can vouch for
+    snapshot_error: str = ""  # the run's snapshot failed (disk full, damaged): no diff this run
 
     @property
     def job(self) -> JobConfig:
@@ -192,144 +168,40 @@ def skipped(ctx: StageContext, name: str, why: str) -> None:
     ctx.result.stages.append(StageResult(name, Status.SKIPPED, 0, time.time(), 0.0, why))
 
 
-def run_create(ctx: StageContext, archive: str, index: DatasetIndex | None) -> StageResult:
-    if index is not None:  # sqlite3 only with a diff (its errors are caught only where there is an index)
+def run_create(ctx: StageContext, archive: str, rec: FilesCacheRun | None) -> StageResult:
+    """With the dataset diff (``rec``) or log_files: ``--list --filter=AMEhC``, every file borg reads but
+    none of the unchanged ones (one ``U`` line per file was most of what a listing cost)."""
+    if rec is not None:  # sqlite3 only with a diff (its errors are caught only where there is a snapshot)
         import sqlite3
     runner = StageRunner(ctx, Stage.CREATE)
     log_files = ctx.job.log_files
 
     def on_file(event: Event) -> None:
-        nonlocal index
+        nonlocal rec
         if not isinstance(event, FileStatus):
             return
-        if index is not None:
+        if rec is not None:
             try:
-                index.record(event.status, event.path)
-            except sqlite3.Error as exc:  # state_dir full, index damaged: borg goes on, the diff is dropped
-                ctx.index_error = ctx.index_error or str(exc)
-                index = None
+                rec.record(event.status, event.path)
+            except sqlite3.Error as exc:  # state_dir full, snapshot damaged: borg goes on, the diff is dropped
+                ctx.snapshot_error = ctx.snapshot_error or str(exc)
+                rec = None
         if log_files and event.status in ("A", "M", "C", "E") and ctx.files_logged < MAX_FILE_EVENTS:
             ctx.files_logged += 1
             ctx.event(Level.INFO, EventName.FILE_STATUS, ctx.redact(event.path), status=event.status)
 
     runner.extra = on_file
-    if index is not None and ctx.plan.diff_mode == DiffMode.EXACT:
-        try:
-            index.start_fingerprints()
-        except sqlite3.Error as exc:
-            ctx.index_error, index = str(exc), None
-    list_files = index is not None or log_files
+    list_files = rec is not None or log_files
     argv = borg_argv.create(ctx.borg, ctx.job, archive, ctx.plan.lock_wait, list_files,
-                            progress=ctx.output.on_progress is not None, version=ctx.plan.version)
+                            progress=ctx.output.on_progress is not None, version=ctx.plan.version,
+                            list_filter="" if borg_argv.files_cache_refusal(ctx.job.extra_args)
+                            else borg_argv.FILES_CACHE_FILTER)
     stage, run = runner.run(argv)
+    ctx.create_stdout = run.stdout
     ctx.result.archive, ctx.result.repository_stats = parse_create_json(run.stdout)
     if ctx.result.archive:
         ctx.result.archive_name = ctx.result.archive.name
     return stage
-
-
-def verify_baseline(ctx: StageContext, index: DatasetIndex, glob: str) -> str:
-    """The index is the diff's baseline only while it describes the job's newest archive in the
-    repository: an archive borgwatch did not record (a killed run, a kill in the diff stage, a manual
-    ``borg create``) moved borg's files cache on, and its ``U`` would vouch for files that changed since
-    the index. So ask the repository (one ``borg list`` of the job's archives) and rebuild the index from
-    the newest one when they differ. Returns the baseline archive ("" when the job has none);
-    ``ctx.diff_doubt`` says why the diff cannot be exact."""
-    import fnmatch
-    import tempfile
-
-    runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
-    # all of the job's archives (the manifest only: as cheap as --last 1), checkpoints included
-    listing = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.plan.lock_wait, f"{glob}*",
-                                                   checkpoints=True))
-    known = index.previous_archive() or ""
-    if ctx.interrupted is not None:
-        return known
-    names = archive_names(listing.stdout)
-    newest = names[-1] if names else ""  # borg lists them by time
-    if listing.returncode != 0 or names is None:
-        ctx.diff_doubt = (f"cannot list the job's archives (borg list rc {listing.returncode}: "
-                          f"{runner.first_error or 'see log'})")
-        return known
-    if newest and not fnmatch.fnmatchcase(newest, glob):
-        # an interrupted create saved a checkpoint and borg's files cache with it
-        ctx.diff_doubt = f"the newest archive of the job is the checkpoint {newest} of an interrupted run"
-        return known
-    if newest == known:
-        return known
-    if known and known not in names:
-        # the archive the last run made was deleted: borg's files cache may still vouch for its files
-        ctx.diff_doubt = f"the job's last archive {known} was deleted; borg's files cache may still describe it"
-    if not newest:
-        index.bootstrap("", ())
-        return ""
-    with tempfile.TemporaryFile() as out:
-        argv = borg_argv.list_items(ctx.borg, ctx.job.repository, newest, ctx.plan.lock_wait)
-        if runner.spawn(argv, stdout_file=out).returncode != 0 or ctx.interrupted is not None:
-            index.bootstrap("", ())
-            ctx.diff_doubt = ctx.diff_doubt or (f"cannot list archive {newest} to rebuild the baseline "
-                                                f"({runner.first_error or 'see log'})")
-            return ""
-        out.seek(0)
-        index.bootstrap(newest, regular_files(out))
-    ctx.event(Level.INFO, EventName.BASELINE_REBUILT, f"dataset baseline rebuilt from archive {newest}", archive=newest,
-              previous=known)
-    return newest
-
-
-def run_diff(ctx: StageContext, index: DatasetIndex, mode: str, has_previous: bool) -> StageResult:
-    """Evaluate the recorded index; in exact mode ask borg diff about same-size changes only."""
-    started, t0 = time.time(), time.monotonic()
-    ctx.event(Level.INFO, EventName.STAGE_STARTED, "stage diff started", stage=Stage.DIFF)
-    diff = index.evaluate(has_previous)
-    rc, status, message = 0, Status.SUCCESS, ""
-    if diff.verified and mode == DiffMode.EXACT:
-        diff = _previous_fingerprints(ctx, index, diff, has_previous)
-    if diff.verified and mode == DiffMode.FAST:
-        index.resolve_by_mtime(diff)
-    elif diff.verified:
-        restrict = diff.verified <= MAX_DIFF_PATHS and not index.hard_link_undecided()
-        paths = list(index.candidate_paths()) if restrict else []
-        runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
-        argv = borg_argv.diff(ctx.borg, ctx.job.repository, ctx.result.previous_archive,
-                              ctx.result.archive_name, ctx.plan.lock_wait, [path_pattern(p) for p in paths],
-                              version=ctx.plan.version)
-        run = runner.spawn(argv, DIFF_TIMEOUT)
-        rc = run.returncode
-        if completed(rc) and not run.timed_out:
-            index.resolve_by_content(diff, content_changed_paths(run.stdout))
-        else:
-            index.resolve_by_mtime(diff)
-            status = Status.WARNING if ctx.interrupted is None else Status.INTERRUPTED
-            message = (f"borg diff failed (rc {rc}): {runner.first_error or 'see log'}; same-size changes "
-                       "were estimated by mtime")
-    if ctx.diff_doubt:
-        diff.exact = False
-    ctx.result.dataset = diff
-    duration = time.monotonic() - t0
-    ctx.result.stages.append(StageResult(Stage.DIFF, status, rc, started, duration, message))
-    ctx.event(Level.INFO if status == Status.SUCCESS else Level.WARNING, EventName.STAGE_FINISHED,
-              f"stage diff finished: {status}", stage=Stage.DIFF, exit_code=rc,
-              duration_seconds=round(duration, 3), status=status, **diff.as_counts(), method=diff.method)
-    return ctx.result.stages[-1]
-
-
-def _previous_fingerprints(ctx: StageContext, index: DatasetIndex, diff: DatasetDiff,
-                           has_previous: bool) -> DatasetDiff:
-    """Same-size candidates fingerprinted in this run but not in the previous one: one ``borg list`` of
-    the previous archive supplies the missing fingerprints (cheaper than a borg diff reading both)."""
-    from borgwatch.dataset.fingerprint import DIGEST_BYTES
-
-    paths = index.prev_digests_wanted(LIST_DIGEST_BYTES, MAX_DIFF_PATHS)
-    if not paths:
-        return diff
-    argv = borg_argv.list_digests(ctx.borg, ctx.job.repository, ctx.result.previous_archive, ctx.plan.lock_wait,
-                                  [path_pattern(p) for p in paths])
-    run = StageRunner(ctx, Stage.DIFF, instrumentation=True).spawn(argv, DIFF_TIMEOUT)
-    if not completed(run.returncode) or run.timed_out:
-        return diff  # borg diff decides them all
-    index.store_prev_digests(parse_digest_listing(run.stdout, DIGEST_BYTES))
-    return index.evaluate(has_previous)
 
 
 def run_prune(ctx: StageContext, glob: str) -> StageResult:

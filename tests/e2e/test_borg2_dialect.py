@@ -19,7 +19,7 @@ from borgwatch.borg import argv
 from borgwatch.borg.events import LogMessage, parse_line
 from borgwatch.borg.exitcodes import LOCK_TIMEOUT_RC, classify
 from borgwatch.borg.listings import parse_archive_listing
-from borgwatch.borg.results import diff_changed_content, files_stats, parse_create_json, parse_digest_listing
+from borgwatch.borg.results import diff_changed_content, files_stats, parse_create_json
 from borgwatch.borg.version import BORG2_TESTED, BorgVersion, detect_version
 from borgwatch.commands.collect import collect_command, textfile_path
 from borgwatch.config.load import parse_config
@@ -103,9 +103,6 @@ def test_every_builder_speaks_borg2(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     diff = repo.run(argv.diff(BORG2, str(repo.path), old, new, 5, version=V2))
     changes = [json.loads(line) for line in diff.stdout.splitlines()]
     assert [c["path"] for c in changes] == ["src/docs/f0.txt"] and diff_changed_content(changes[0])
-    digests = repo.run(argv.list_digests(BORG2, str(repo.path), new, 5, ["pf:src/docs/f1.txt"], version=V2))
-    [(path, digest)] = parse_digest_listing(digests.stdout.encode("utf-8", "surrogateescape"), 8)
-    assert path == "src/docs/f1.txt" and len(digest) == 8
     items = repo.run(argv.list_items(BORG2, str(repo.path), new, 5, version=V2))
     assert len(items.stdout.splitlines()) == 8
     assert repo.run(argv.info_repository(BORG2, str(repo.path), 5, version=V2)).returncode == 0

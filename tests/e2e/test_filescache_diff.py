@@ -1,14 +1,20 @@
-"""The files-cache diff against borg diff's ground truth, with real borg 1.4 and 1.2, over multi-run sequences."""
+"""`borgwatch run`'s dataset diff against borg diff's ground truth, with real borg 1.4 and 1.2, over multi-run
+sequences: the counts, and which method made them (files_cache, or the borg_diff fallback, never a guess)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import asdict
+import shutil
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 from helpers.borg import borg_binaries, make_repo
-from helpers.filescache_job import CacheJob, Counts, Step
+from helpers.filescache_job import Counts, Job, Jobs, Step
+from helpers.workspace import BORGWATCH
 
 pytestmark = pytest.mark.slow
 
@@ -27,104 +33,291 @@ def _rewrite_same_size_keep_mtime(path: Path) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
 
 
-def _check(step: Step, truth: Counts) -> None:
-    """A files-cache step (a fallback's counts are borg diff's own, so only its method is asserted)."""
-    assert step.method == "files-cache", step.method
-    assert step.truth == truth, step.truth  # the sequence does what the test says
-    assert asdict(step.counts) == asdict(truth), (step.counts, step.undecided)
+def _grow(path: Path, data: bytes = b"more\n") -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def _check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cache", previous: str = "",
+           warned: bool = False) -> None:
+    """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
+    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
+    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
+    assert (step.method, step.exact) == (method, True), step
+    if previous:
+        assert step.previous == previous, step
+    actual = jobs.truth(step.previous, step.archive)
+    if truth is not None:
+        assert actual == truth, actual
+    assert step.counts == actual, (step.counts, actual)
+
+
+def _jobs(tmp_path: Path, borg: str, **jobs: Job) -> Jobs:
+    return Jobs(make_repo(tmp_path, borg), tmp_path / "bw", dict(jobs))
+
+
+def _job(tmp_path: Path, borg: str, extra_args: tuple[str, ...] = (), **environment: str) -> tuple[Path, Jobs]:
+    """One job ("job") backing up a fresh 30-file tree."""
+    src = tmp_path / "src"
+    _tree(src)
+    return src, _jobs(tmp_path, borg, job=Job([src], list(extra_args), environment))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_changes_of_every_kind_match_borg_diff_run_after_run(tmp_path: Path, borg: str) -> None:
-    repo = make_repo(tmp_path, borg)
-    src = tmp_path / "src"
-    _tree(src)
-    job = CacheJob(repo, tmp_path / "state" / "job", [src])
-    first = job.run()
-    assert first.method == "first" and first.counts.added == 30
+    src, jobs = _job(tmp_path, borg)
+    first = jobs.run("job")
+    assert (first.method, first.exact, first.counts) == ("first_backup", True, Counts(added=30)), first
+    time.sleep(1.1)  # the newest file of run 1 is older than the run by more than the cmtime margin
     # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
-    _check(job.run(), Counts(unchanged=30))
+    _check(jobs, jobs.run("job"), Counts(unchanged=30), previous=first.archive)
     # same-size rewrite with the mtime put back, touch only, chmod only, grown, removed, added
     _rewrite_same_size_keep_mtime(src / "d0" / "f3")
     os.utime(src / "d0" / "f4")
     (src / "d0" / "f5").chmod(0o600)
-    with open(src / "d1" / "f0", "ab") as f:
-        f.write(b"more\n")
+    _grow(src / "d1" / "f0")
     (src / "d1" / "f1").unlink()
     (src / "d2" / "new").write_bytes(b"new file\n")
-    _check(job.run(), Counts(added=1, removed=1, modified=2, unchanged=27))
+    _check(jobs, jobs.run("job"), Counts(added=1, removed=1, modified=2, unchanged=27))
     # the newest file of the last run changes again, and a file is removed and re-added under its name
     (src / "d2" / "new").write_bytes(b"new content!\n")
     (src / "d1" / "f2").unlink()
-    _check(job.run(), Counts(removed=1, modified=1, unchanged=28))
-    # re-added while borg's cache still knows the name (M), as the newest file: nothing to pair it with, and
-    # no previous name unmatched that it could be
+    _check(jobs, jobs.run("job"), Counts(removed=1, modified=1, unchanged=28))
     (src / "d1" / "f2").write_bytes(b"back again\n")
-    _check(job.run(), Counts(added=1, unchanged=29))
-    _check(job.run(), Counts(unchanged=30))
+    _check(jobs, jobs.run("job"), Counts(added=1, unchanged=29))
+    _check(jobs, jobs.run("job"), Counts(unchanged=30))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_hard_links_and_a_renamed_directory(tmp_path: Path, borg: str) -> None:
-    repo = make_repo(tmp_path, borg)
     src = tmp_path / "src"
     _tree(src)
     os.link(src / "d0" / "f0", src / "d0" / "link")
-    job = CacheJob(repo, tmp_path / "state" / "job", [src])
-    assert job.run().counts.added == 31
-    _check(job.run(), Counts(unchanged=31))
+    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    assert jobs.run("job").counts.added == 31
+    _check(jobs, jobs.run("job"), Counts(unchanged=31))
     (src / "d1").rename(src / "moved")
-    _check(job.run(), Counts(added=10, removed=10, unchanged=21))
+    _check(jobs, jobs.run("job"), Counts(added=10, removed=10, unchanged=21))
+    _grow(src / "d0" / "link")  # one inode, two names: both modified
+    _check(jobs, jobs.run("job"), Counts(modified=2, unchanged=29))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
-def test_two_jobs_sharing_the_repository_and_its_cache(tmp_path: Path, borg: str) -> None:
-    repo = make_repo(tmp_path, borg)
-    src = tmp_path / "src"
+def test_two_jobs_sharing_the_repository_overlapping_and_disjoint(tmp_path: Path, borg: str) -> None:
+    src, other = tmp_path / "src", tmp_path / "other"
     _tree(src)
-    a = CacheJob(repo, tmp_path / "state" / "a", [src])
-    b = CacheJob(repo, tmp_path / "state" / "b", [src / "d0"])  # overlapping paths
-    a.run()
-    b.run()
-    a.run()
-    with open(src / "d0" / "f0", "ab") as f:
-        f.write(b"grown\n")
-    b.run()  # b backs the change up first: borg's cache then says U to job a
-    _check(a.run(), Counts(modified=1, unchanged=29))
+    _tree(other, 6)
+    jobs = _jobs(tmp_path, borg, a=Job([src]), b=Job([src / "d0"]), c=Job([other]))
+    for name in ("a", "b", "c", "a", "c"):
+        assert jobs.run(name).rc == 0
+    time.sleep(1.1)
+    _grow(src / "d0" / "f0", b"grown\n")
+    _grow(other / "d1" / "f1")
+    # b backs the change up first: borg's shared cache then says U to job a, whose snapshot still knows better
+    _check(jobs, jobs.run("b"), Counts(modified=1, unchanged=9), method="files_cache")
+    _check(jobs, jobs.run("c"), Counts(modified=1, unchanged=5))  # disjoint: a and b never touched its files
+    step = jobs.run("a")
+    # b's run memorized the file a's last run could not (its newest): then only borg diff can pair it
+    _check(jobs, step, Counts(modified=1, unchanged=29), method=step.method if step.method == "borg_diff"
+           else "files_cache")
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
-def test_a_deleted_borg_cache_and_a_suffix_fall_back_or_stay_exact(tmp_path: Path, borg: str) -> None:
-    repo = make_repo(tmp_path, borg)
-    src = tmp_path / "src"
+def test_another_borg_creating_into_the_repository_between_runs_cannot_fool_the_diff(tmp_path: Path,
+                                                                                      borg: str) -> None:
+    src, other = tmp_path / "src", tmp_path / "other"
     _tree(src)
-    job = CacheJob(repo, tmp_path / "state" / "job", [src], env={"BORG_FILES_CACHE_SUFFIX": "job"})
-    job.run()
+    _tree(other, 6)
+    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    first = jobs.run("job")
+    time.sleep(1.1)
+    jobs.run("job")
+    # a manual create of other files into the same repository: the job's files keep their cache entries
+    jobs.repo.create("manual-other", other)
+    _rewrite_same_size_keep_mtime(src / "d2" / "f4")
+    _check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), method="files_cache")
+    # borgwatch exec of a create of the job's own files: borg's cache moves on to the new content
+    time.sleep(1.1)
+    _grow(src / "d1" / "f3")
+    jobs.write()
+    done = subprocess.run([BORGWATCH, "exec", "manual", "-c", str(jobs.config), "--", jobs.repo.borg, "create",
+                           f"{jobs.repo.path}::by-hand", str(src)], env=jobs.repo.env(), capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    step = jobs.run("job")
+    assert step.previous != "by-hand" and step.previous != first.archive
+    # whichever method: the counts are borg diff's against the job's own previous run, where f3 was shorter
+    _check(jobs, step, Counts(modified=1, unchanged=29), method=step.method if step.method == "borg_diff"
+           else "files_cache")
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_a_deleted_borg_cache_and_a_suffix_stay_exact(tmp_path: Path, borg: str) -> None:
+    src, jobs = _job(tmp_path, borg, BORG_FILES_CACHE_SUFFIX="sfx7q")
+    jobs.run("job")
+    time.sleep(1.1)
     _rewrite_same_size_keep_mtime(src / "d2" / "f5")
-    _check(job.run(), Counts(modified=1, unchanged=29))
-    for cache in (repo.base_dir / ".cache" / "borg").glob("*/files*"):
+    _check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29))
+    caches = list((jobs.repo.base_dir / ".cache" / "borg").glob("*/files.sfx7q"))
+    assert caches, "the suffix names borg's files cache"
+    for cache in (jobs.repo.base_dir / ".cache" / "borg").glob("*/files*"):
         cache.unlink()
-    _check(job.run(), Counts(unchanged=30))
+    _check(jobs, jobs.run("job"), Counts(unchanged=30))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_paths_excludes_a_directory_replaced_by_a_file_and_a_lost_state(tmp_path: Path, borg: str) -> None:
-    import shutil
-
-    repo = make_repo(tmp_path, borg)
     src, more = tmp_path / "src", tmp_path / "more"
     _tree(src)
     more.mkdir()
     (more / "m").write_bytes(b"m\n")
-    job = CacheJob(repo, tmp_path / "state" / "job", [src])
-    job.run()
-    job.paths.append(more)  # a source path added
-    job.extra += ["--exclude", str(src / "d2" / "f0")]  # and an exclude
-    _check(job.run(), Counts(added=1, removed=1, unchanged=29))
+    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    jobs.run("job")
+    time.sleep(1.1)
+    jobs.jobs["job"] = Job([src, more], ["--exclude", str(src / "d2" / "f0")])  # a source path and an exclude
+    _check(jobs, jobs.run("job"), Counts(added=1, removed=1, unchanged=29))
     shutil.rmtree(src / "d0")
     (src / "d0").write_bytes(b"a file now\n")
-    _check(job.run(), Counts(added=1, removed=10, unchanged=20))
-    shutil.rmtree(job.state)
-    step = job.run()
-    assert step.method == "fallback: no previous snapshot" and step.truth == Counts(unchanged=21)
-    _check(job.run(), Counts(unchanged=21))
+    _check(jobs, jobs.run("job"), Counts(added=1, removed=10, unchanged=20))
+    shutil.rmtree(jobs.state_dir)
+    before = jobs.run("job")
+    _check(jobs, before, Counts(unchanged=21), method="borg_diff")  # no snapshot: one full borg diff
+    _check(jobs, jobs.run("job"), Counts(unchanged=21), previous=before.archive)
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_files_cache_disabled_falls_back_to_borg_diff_every_run(tmp_path: Path, borg: str) -> None:
+    src, jobs = _job(tmp_path, borg, ("--files-cache=disabled",))
+    assert jobs.run("job").method == "first_backup"
+    _rewrite_same_size_keep_mtime(src / "d0" / "f1")
+    _check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), method="borg_diff")
+    _check(jobs, jobs.run("job"), Counts(unchanged=30), method="borg_diff")
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_a_failed_create_then_a_good_one_compares_with_the_last_good_archive(tmp_path: Path, borg: str) -> None:
+    src, jobs = _job(tmp_path, borg)
+    good = jobs.run("job")
+    time.sleep(1.1)
+    _grow(src / "d0" / "f2")
+    moved = jobs.repo.path.with_name("repo-away")
+    jobs.repo.path.rename(moved)  # the repository is unreachable: borg create fails
+    failed = jobs.run("job")
+    moved.rename(jobs.repo.path)
+    assert failed.rc != 0 and failed.method == "" and not (jobs.state_dir / "job.snapshot.db.new").exists()
+    (src / "d1" / "f1").unlink()
+    _check(jobs, jobs.run("job"), Counts(modified=1, removed=1, unchanged=28), previous=good.archive)
+
+
+def _slow_tree(src: Path, megabytes: int = 24) -> None:
+    big = src / "big"
+    big.mkdir(parents=True)
+    for i in range(megabytes // 8):
+        (big / f"r{i}.bin").write_bytes(os.urandom(8 << 20))
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_an_interrupted_create_with_a_checkpoint_then_a_good_one(tmp_path: Path, borg: str) -> None:
+    src, jobs = _job(tmp_path, borg)
+    good = jobs.run("job")
+    _slow_tree(src)
+    time.sleep(1.1)
+    _rewrite_same_size_keep_mtime(src / "d1" / "f4")
+    jobs.jobs["job"] = Job([src], ["--checkpoint-interval", "1", "--compression", "lzma,9"])
+    proc = jobs.popen("job")
+    time.sleep(6)  # borg reads the big files (lzma,9: seconds each) and saves a checkpoint every second
+    assert proc.poll() is None, "the backup ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=120)
+    assert _checkpoints(jobs), "borg saved no checkpoint (nor its files cache)"
+    jobs.jobs["job"] = Job([src])
+    time.sleep(1.1)
+    _grow(src / "d2" / "f2")
+    step = jobs.run("job")
+    _check(jobs, step, Counts(added=3, modified=2, unchanged=28), previous=good.archive,
+           method=step.method if step.method == "borg_diff" else "files_cache")
+
+
+def _checkpoints(jobs: Jobs) -> list[str]:
+    out = jobs.repo.borg_run("list", "--consider-checkpoints", "--short", str(jobs.repo.path), check=False).stdout
+    return [name for name in out.split() if ".checkpoint" in name]
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_files_written_during_the_backup(tmp_path: Path, borg: str) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    _slow_tree(src, 16)
+    jobs = _jobs(tmp_path, borg, job=Job([src], ["--compression", "lzma,6"]))
+    jobs.run("job")
+    stop = threading.Event()
+
+    def write() -> None:  # a log appended to while borg reads the tree, and files appearing
+        i = 0
+        while not stop.is_set():
+            _grow(src / "d0" / "live.log", b"x" * 4096)
+            if i % 20 == 0:
+                (src / "d1" / f"during-{i}").write_bytes(b"%d" % i)
+            i += 1
+            time.sleep(0.01)
+
+    for _ in range(2):
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            step = jobs.run("job")
+        finally:
+            stop.set()
+            writer.join()
+        stop.clear()
+        # the files changed while borg read them: whatever borg archived, the counts are borg diff's
+        _check(jobs, step, None, method=step.method if step.method == "borg_diff" else "files_cache", warned=True)
+    time.sleep(1.1)
+    _check(jobs, jobs.run("job"), None)  # quiet again: the method itself, exact
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_the_normal_path_runs_no_borg_beyond_create(tmp_path: Path, borg: str) -> None:
+    src, jobs = _job(tmp_path, borg)
+    time.sleep(1.1)
+    jobs.run("job")
+    real = jobs.repo.borg
+    only_create = tmp_path / "only-create"  # any other borg command fails: a run that needs one says so
+    only_create.write_text(f'#!/bin/sh\ncase "$1" in\n  create|--version) exec {real} "$@" ;;\nesac\n'
+                           'echo "not on the normal path" >&2; exit 2\n')
+    only_create.chmod(0o755)
+    jobs.repo.borg = str(only_create)
+    time.sleep(1.1)
+    steps = [jobs.run("job")]  # nothing changed
+    _rewrite_same_size_keep_mtime(src / "d0" / "f2")
+    os.utime(src / "d0" / "f3")
+    (src / "d1" / "f3").chmod(0o600)
+    _grow(src / "d2" / "f1")
+    (src / "d2" / "added").write_bytes(b"added\n")
+    # a file written less than a second before the run that could not memorize it needs borg's verdict
+    time.sleep(1.1)
+    steps.append(jobs.run("job"))
+    time.sleep(1.1)
+    steps.append(jobs.run("job"))
+    jobs.repo.borg = real
+    for step, truth in zip(steps, (Counts(unchanged=30), Counts(added=1, modified=2, unchanged=28),
+                                   Counts(unchanged=31)), strict=True):
+        _check(jobs, step, truth)
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+def test_more_undecided_paths_than_one_borg_diff_may_take_fall_back_whole(tmp_path: Path, borg: str) -> None:
+    src = tmp_path / "src"
+    _tree(src)
+    many = src / ("long-directory-name-" * 8)
+    many.mkdir()
+    target = many / "target"
+    target.write_bytes(b"one inode, many names\n")
+    for i in range(2100):  # hard-link names: borg memorizes the inode once, the other names are undecided
+        os.link(target, many / f"{'n' * 120}-{i}")
+    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    jobs.run("job")
+    time.sleep(1.1)
+    target.write_bytes(b"one inode, new content\n")  # every name's content changed in place
+    # 2101 paths of ~300 bytes: over the bound of one restricted borg diff (ARG_MAX), so one full borg diff
+    _check(jobs, jobs.run("job"), Counts(modified=2101, unchanged=30), method="borg_diff")

@@ -103,8 +103,9 @@ def test_real_run_survives_a_hung_then_refusing_loki(workspace: Workspace, loki:
     lines = loki.lines()
     assert [line["event"] for line in lines].count("run_summary") == 3
     assert len({line["run_id"] for line in lines}) == 3
-    # the hung push is ingested late when the fake is released (as a slow Loki may do) and the spooled
-    # copy is then a duplicate, which Loki (and the fake) drop: at-least-once, nothing lost
-    assert loki.arrival_in_order() and loki.duplicates <= 1
+    # the hung push (run_started and create's stage_started: create is the first borg a run starts) is
+    # ingested late when the fake is released (as a slow Loki may do) and the spooled copies are then
+    # duplicates, which Loki (and the fake) drop: at-least-once, nothing lost
+    assert loki.arrival_in_order() and loki.duplicates <= 2
     print(f"\nreal run against a hung Loki (read_timeout 1 s): {hung_elapsed:.2f}s wall; "
           f"{len(lines)} lines delivered after the outage")

@@ -89,6 +89,8 @@ def test_dataset_diff_is_the_truth_against_the_previous_archive(workspace: Works
     for change, count in {**truth, "unchanged": 60 - 2 - 2, "error": 0}.items():
         assert ws.value("borgwatch_dataset_files", change=change) == count, change
     assert ws.value("borgwatch_dataset_diff_exact") == 1
+    assert ws.value("borgwatch_dataset_diff_method", method="files_cache") == 1
+    assert ws.value("borgwatch_dataset_diff_method", method="borg_diff") == 0
     assert ws.value("borgwatch_stage_duration_seconds", stage="diff") > 0
     # no change at all: nothing added, nothing modified, whatever borg's files cache says
     time.sleep(1.05)
@@ -98,16 +100,25 @@ def test_dataset_diff_is_the_truth_against_the_previous_archive(workspace: Works
     assert ws.value("borgwatch_dataset_files", change="modified") == 0
 
 
-def test_fast_and_off_diff_modes(workspace: Workspace) -> None:
+def test_fast_is_a_deprecated_alias_of_exact_and_off_drops_the_diff(workspace: Workspace) -> None:
     ws = workspace
     ws.write_config('dataset_diff = "fast"')
+    checked = ws.borgwatch("check-config", "-c", str(ws.config))
+    assert checked.returncode == 0
+    assert [line for line in checked.stderr.splitlines() if "deprecated" in line] == [
+        'warning: jobs.home.dataset_diff = "fast" is deprecated: the exact diff costs what borg create costs '
+        'now, and the run uses it; write "exact"']
     assert ws.run().returncode == 0
+    assert ws.value("borgwatch_dataset_diff_method", method="first_backup") == 1
     files = sorted(ws.src.rglob("*.bin"))
-    files[0].touch()
+    files[0].touch()  # mtime moved, content did not: fast mode used to call this modified
     time.sleep(1.05)
-    assert ws.run().returncode == 0
-    assert ws.value("borgwatch_dataset_files", change="modified") == 1  # mtime moved: fast says modified
-    assert ws.value("borgwatch_dataset_diff_exact") == 0
+    proc = ws.run()
+    assert proc.returncode == 0 and proc.stderr == ""  # the run itself says nothing about it
+    assert ws.value("borgwatch_dataset_files", change="modified") == 0
+    assert ws.value("borgwatch_dataset_files", change="unchanged") == 60
+    assert ws.value("borgwatch_dataset_diff_exact") == 1
+    assert ws.value("borgwatch_dataset_diff_method", method="files_cache") == 1
     ws.write_config('dataset_diff = "off"')
     assert ws.run().returncode == 0
     assert ws.value("borgwatch_dataset_files", change="added") is None
@@ -207,6 +218,7 @@ def test_first_borgwatch_run_on_an_existing_repository_uses_its_newest_archive(w
     assert ws.value("borgwatch_dataset_files", change="added") == 1
     assert ws.value("borgwatch_dataset_files", change="removed") == 1
     assert ws.value("borgwatch_dataset_files", change="unchanged") == 59
+    assert ws.value("borgwatch_dataset_diff_method", method="borg_diff") == 1  # no snapshot yet: borg diff
     assert json.loads(ws.borgwatch("status", "-c", str(ws.config), "--json").stdout)[0]["status"] == "success"
 
 
@@ -220,6 +232,7 @@ def test_status_and_json_output(workspace: Workspace) -> None:
     status = ws.borgwatch("status", "-c", str(ws.config), "--json", check=True)
     (row,) = json.loads(status.stdout)
     assert row["job"] == "home" and row["status"] == "success" and row["running"] is False
+    assert (row["dataset"]["added"], row["dataset"]["method"], row["dataset"]["exact"]) == (60, "first_backup", True)
     assert row["last_success_at"] == pytest.approx(summary["ended_at"])
     table = ws.borgwatch("status", "-c", str(ws.config), check=True).stdout
     assert table.splitlines()[0].startswith("JOB") and "success" in table and "+60/~0/-0" in table
@@ -258,7 +271,7 @@ def test_demo_command(tmp_path) -> None:  # noqa: ANN001
     assert m[("borgwatch_dataset_files", job | {("change", "unchanged")})] == 198
 
 
-def test_missing_previous_fingerprints_come_from_borg_list_and_hard_links_from_borg_diff(
+def test_without_a_snapshot_one_borg_diff_counts_hard_links_by_name_then_the_files_cache_takes_over(
         workspace: Workspace) -> None:
     ws = workspace
     host = socket.gethostname()
@@ -272,11 +285,12 @@ def test_missing_previous_fingerprints_come_from_borg_list_and_hard_links_from_b
     time.sleep(1.05)
     proc = ws.run("--json")
     assert proc.returncode == 0, proc.stderr
-    result = json.loads(proc.stdout)
-    dataset = result["dataset"]
-    # the rebuilt baseline has no fingerprints: borg list supplied them for the previous archive; only
-    # the hard link whose data borg stored under the other name was left for borg diff
+    dataset = json.loads(proc.stdout)["dataset"]
     assert (dataset["modified"], dataset["unchanged"], dataset["added"]) == (3, 59, 0), str(dataset)
-    assert dataset["verified"] == 1
+    assert (dataset["method"], dataset["exact"]) == ("borg_diff", True)
     new, old = archives(ws)[-1], archives(ws)[0]
     assert ground_truth(ws, old, new)["modified"] == 3
+    linked.write_bytes(b"z" * 3000)
+    time.sleep(1.05)
+    dataset = json.loads(ws.run("--json").stdout)["dataset"]
+    assert (dataset["modified"], dataset["unchanged"], dataset["method"]) == (2, 60, "files_cache"), str(dataset)

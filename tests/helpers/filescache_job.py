@@ -1,4 +1,4 @@
-"""A job backed up by real borg the way the files-cache diff reads it, and borg diff's ground truth beside it."""
+"""Jobs backed up by `borgwatch run` into one real borg repository, and borg diff's ground truth beside them."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from borgwatch.borg.argv import FILES_CACHE_FILTER
-from borgwatch.borg.paths import archive_path
 from borgwatch.borg.results import diff_verdicts
-from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
-from borgwatch.run.filesdiff import FilesCacheRun
 from helpers.borg import Repo
+from helpers.workspace import BORGWATCH
+
+NAME = "{hostname}-{job}-{now:%Y-%m-%dT%H:%M:%S.%f}"
 
 
 @dataclass
@@ -26,84 +25,77 @@ class Counts:
 
 @dataclass
 class Step:
+    rc: int
     archive: str
-    method: str  # "files-cache" | "fallback: <why>" | "first"
+    previous: str  # the archive the run compared with
+    method: str  # files_cache | borg_diff | first_backup | none
+    exact: bool
     counts: Counts
-    truth: Counts | None
-    undecided: int = 0
+    stderr: str
 
 
 @dataclass
-class CacheJob:
-    repo: Repo
-    state: Path
+class Job:
     paths: list[Path]
-    env: dict[str, str] = field(default_factory=dict)
-    extra: list[str] = field(default_factory=list)
-    runs: int = 0
-    previous: str = ""
+    extra_args: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
 
-    def _borg(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-        done = subprocess.run([self.repo.borg, *args], env={**self.repo.env(), **self.env}, capture_output=True,
-                              stdin=subprocess.DEVNULL, timeout=300)
-        if check and done.returncode not in (0, 1):
-            raise AssertionError(f"borg {args[0]} rc {done.returncode}: {done.stderr.decode()}")
-        return done
 
-    def run(self) -> Step:
-        self.runs += 1
-        archive = f"{self.state.name}-{self.runs}"
-        self.state.mkdir(parents=True, exist_ok=True)
-        snap_path, prev_path = self.state / "snapshot.next", self.state / "snapshot"
-        rec = FilesCacheRun(snap_path)
-        proc = subprocess.Popen([self.repo.borg, "create", "--json", "--list", "--filter", FILES_CACHE_FILTER,
-                                 "--log-json", *self.extra, f"{self.repo.path}::{archive}", *map(str, self.paths)],
-                                env={**self.repo.env(), **self.env}, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert proc.stderr is not None and proc.stdout is not None
-        for line in proc.stderr:  # lstat when borg announces the file, as the stage does
-            obj = json.loads(line) if line.startswith(b"{") else {}
-            if obj.get("type") == "file_status":
-                rec.record(obj["status"], obj["path"])
-        stdout = proc.stdout.read()
-        assert proc.wait() in (0, 1), stdout
-        nfiles = json.loads(stdout)["archive"]["stats"]["nfiles"]
-        doubt = rec.seal(stdout, {**self.repo.env(), **self.env}, None, nfiles)
-        found = None if doubt else rec.diff(prev_path)
-        truth = self.truth(self.previous, archive) if self.previous else None
-        undecided = found.undecided if found else 0
-        if found is not None and not found.doubt:
-            self._settle(archive, rec, found)
-        if found is not None and not found.doubt:
-            counts = Counts(found.added, found.removed, found.modified, found.unchanged)
-            step = Step(archive, "files-cache", counts, truth, undecided)
-        elif not self.previous:
-            step = Step(archive, "first", Counts(added=rec.snapshot.files()), None)
-        else:
-            why = doubt or (found.doubt if found else "no previous snapshot")
-            step = Step(archive, f"fallback: {why}", truth or Counts(), truth)
-        rec.snapshot.close()
-        snap_path.replace(prev_path)
-        self.previous = archive
-        return step
+@dataclass
+class Jobs:
+    """Several jobs of one config sharing ``repo`` (and the borg cache of the backup client)."""
 
-    def _settle(self, archive: str, rec: FilesCacheRun, found: SnapshotDiff) -> None:
-        """The undecided paths: one restricted borg diff judges them (as the stage does)."""
-        paths = {archive_path(os.fsdecode(p)): p for p in undecided_paths(rec.snapshot)}
-        verdicts: dict[bytes, str] = {}
-        if paths:
-            out = self._borg("diff", "--json-lines", f"{self.repo.path}::{self.previous}", archive,
-                             *(f"pf:{p}" for p in paths)).stdout
-            verdicts = {paths[p]: v for p, v in diff_verdicts(out) if p in paths}
-        settle(rec.snapshot, found, verdicts)
+    repo: Repo
+    root: Path
+    jobs: dict[str, Job] = field(default_factory=dict)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "borgwatch.toml"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    def write(self) -> None:
+        (self.root / "textfile").mkdir(parents=True, exist_ok=True)
+        text = (f'textfile_dir = "{self.root / "textfile"}"\nstate_dir = "{self.state_dir}"\n'
+                f'borg = "{self.repo.borg}"\nborg_base_dir = "{self.repo.base_dir}"\n')
+        for name, job in self.jobs.items():
+            text += (f'[jobs.{name}]\nrepository = "{self.repo.path}"\npassphrase_file = "{self.repo.passfile}"\n'
+                     f'archive_name = "{NAME}"\npaths = {json.dumps([str(p) for p in job.paths])}\n'
+                     f'extra_args = {json.dumps(job.extra_args)}\n')
+            if job.environment:
+                text += "environment = { " + ", ".join(f'{k} = "{v}"' for k, v in job.environment.items()) + " }\n"
+        self.config.write_text(text)
+
+    def popen(self, name: str) -> subprocess.Popen[str]:
+        self.write()
+        return subprocess.Popen([BORGWATCH, "run", name, "-c", str(self.config), "--json"], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                env={k: v for k, v in os.environ.items() if not k.startswith("BORG_")})
+
+    def run(self, name: str) -> Step:
+        proc = self.popen(name)
+        stdout, stderr = proc.communicate(timeout=600)
+        return step(proc.returncode, stdout, stderr)
 
     def truth(self, old: str, new: str) -> Counts:
-        """borg diff between the archives (not --content-only: it is blind to a directory replaced by a file)."""
-        out = self._borg("diff", "--json-lines", f"{self.repo.path}::{old}", new).stdout
+        """borg diff between the archives (not --content-only: it is blind to a directory replaced by a file);
+        the archive's regular file names (hard links included) from borg list."""
+        out = self.repo.borg_run("diff", "--json-lines", f"{self.repo.path}::{old}", new).stdout.encode()
         counts = Counts()
-        for _, verdict in diff_verdicts(out):
+        for _, verdict in diff_verdicts(out.splitlines()):
             setattr(counts, verdict, getattr(counts, verdict) + 1)
-        listing = self._borg("list", "--json-lines", f"{self.repo.path}::{new}").stdout
+        listing = self.repo.borg_run("list", "--json-lines", f"{self.repo.path}::{new}").stdout
         files = sum(1 for line in listing.splitlines() if json.loads(line).get("type") in ("-", "h"))
         counts.unchanged = files - counts.added - counts.modified
         return counts
+
+
+def step(rc: int, stdout: str, stderr: str) -> Step:
+    result = json.loads(stdout) if stdout.strip() else {}
+    dataset = result.get("dataset") or {}
+    counts = Counts(**{k: dataset.get(k, 0) for k in ("added", "removed", "modified", "unchanged")})
+    return Step(rc, result.get("archive_name", ""), result.get("previous_archive", ""), dataset.get("method", ""),
+                bool(dataset.get("exact")), counts, stderr)

@@ -69,8 +69,8 @@ def finish_result(r: RunResult, warn_msg: str = "/home/x: stat: [Errno 13] Permi
     r.repository_stats = RepositoryStats(unique_bytes=10**9, unique_compressed_bytes=5 * 10**8,
                                          total_bytes=5 * 10**9, total_compressed_bytes=2 * 10**9,
                                          total_chunks=99999, unique_chunks=55555)
-    r.dataset = DatasetDiff(added=3, modified=2, unchanged=4310, removed=1, error=1, method="exact",
-                            verified=2, exact=True)
+    r.dataset = DatasetDiff(added=3, modified=2, unchanged=4310, removed=1, error=1, method="files_cache",
+                            exact=True)
     r.resources = Resources(cpu_user_seconds=7.5, cpu_system_seconds=1.25, max_rss_bytes=150_000_000,
                             read_bytes=130_000_000, write_bytes=2_000_000)
     r.prune = PruneStats(kept=7, pruned=1)

@@ -162,14 +162,3 @@ def test_read_lines_batches_without_losing_or_splitting_lines() -> None:
     os.close(r)
     assert got == expected
     assert echo.getvalue() == b"\n".join(expected)
-
-
-def test_list_digests_argv_and_parse() -> None:
-    from borgwatch.borg.results import parse_digest_listing
-
-    assert argv.list_digests("borg", "/r", "a1", 5, ["pf:x/y"]) == [
-        "borg", "list", "--log-json", "--show-rc", "--lock-wait", "5", "--format", "{blake2b}{TAB}{path}{NUL}",
-        "/r::a1", "pf:x/y"]
-    full = "ab" * 64
-    out = f"{full}\tdir/with\ttab\0\tdir/hardlink\0zz\tbroken\0".encode() + b"\0"
-    assert list(parse_digest_listing(out, 16)) == [("dir/with\ttab", bytes.fromhex(full)[:16])]

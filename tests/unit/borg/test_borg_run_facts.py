@@ -8,13 +8,7 @@ from helpers.workspace import ROOT
 
 from borgwatch.borg.exitcodes import check_status, completed
 from borgwatch.borg.paths import archive_path, path_pattern
-from borgwatch.borg.results import (
-    archive_names,
-    content_changed_paths,
-    message_path,
-    problem_level,
-    regular_files,
-)
+from borgwatch.borg.results import archive_names, diff_verdicts, message_path, problem_level
 
 DATA = ROOT / "tests" / "data" / "borg14"
 
@@ -25,19 +19,12 @@ def test_archive_names_in_borgs_order_and_garbage_is_none() -> None:
     assert archive_names(b"not json") is None and archive_names(b'{"archives": [{}]}') is None
 
 
-def test_regular_files_of_a_recorded_listing() -> None:
-    files = dict(regular_files((DATA / "list-items.stdout").read_bytes().splitlines()))
-    assert len(files) == 3 and all(path.endswith(("f0", "f1", "f2")) for path in files)
-    assert set(files.values()) == {7}  # "file N\n"
-    assert not any(path.startswith("/") for path in files)  # archive paths
-
-
-def test_content_changed_paths_ignore_metadata_only_changes() -> None:
+def test_diff_verdicts_ignore_metadata_only_changes() -> None:
     lines = [{"path": "a", "changes": [{"type": "modified", "added": 3, "removed": 0}]},
              {"path": "b", "changes": [{"type": "modified", "added": 0, "removed": 0}]},
-             {"path": "c", "changes": [{"type": "mode", "old_mode": "x", "new_mode": "y"}]}]
+             {"path": "c", "changes": [{"type": "mode", "old_mode": "-rw-r--r--", "new_mode": "-rwx------"}]}]
     stdout = ("\n".join(json.dumps(line) for line in lines) + "\nnoise\n").encode()
-    assert list(content_changed_paths(stdout)) == ["a"]
+    assert list(diff_verdicts(stdout.splitlines())) == [("a", "modified")]
 
 
 def test_check_reports_damage_with_rc_1() -> None:

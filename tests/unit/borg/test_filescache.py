@@ -115,7 +115,8 @@ def test_diff_verdicts_see_a_directory_replaced_by_a_file_and_skip_metadata() ->
              {"path": "m", "changes": [{"type": "modified", "added": 3, "removed": 3}]},
              {"path": "t", "changes": [{"type": "modified", "added": 0, "removed": 0}]}]  # 1.2: metadata only
     stdout = "\n".join(json.dumps(line) for line in lines).encode()
-    assert list(diff_verdicts(stdout)) == [("d0", "added"), ("f", "removed"), ("n", "added"), ("m", "modified")]
+    assert list(diff_verdicts(stdout.splitlines())) == [("d0", "added"), ("f", "removed"), ("n", "added"),
+                                                       ("m", "modified")]
 
 
 def test_create_lists_only_what_the_files_cache_diff_needs_and_extra_args_can_refuse_it() -> None:

@@ -129,12 +129,13 @@ def test_check_damage_with_rc_1_is_an_error(fake: Fake) -> None:
 
 
 def test_bookkeeping_never_sets_the_exit_code(fake: Fake) -> None:
-    # the baseline listing (dataset diff) fails; the backup itself succeeded
+    # the dataset diff's listing of the previous archive fails; the backup itself succeeded
     fake.plan(**{"list-archives": "create-error"})
     fake.write(job_extra='dataset_diff = "exact"', tables="")
     code, result = fake.run()
     assert code == 0 and result.status == Status.SUCCESS
-    assert fake.commands() == ["list", "create"]
+    assert fake.commands() == ["create", "list"]
+    assert result.dataset is not None and (result.dataset.method, result.dataset.exact) == ("none", False)
     assert result.errors == 0  # borgwatch's own borg calls are not the backup's errors
 
 
