@@ -63,8 +63,8 @@ def read_entries(path: Path, max_age: int = 0, mtime_mode: bool = False) -> Iter
     import msgpack  # borg's own dependency; only the files-cache diff needs it
 
     try:
-        expected = _integrity(path)
         with open(path, "rb") as fd:
+            expected = _integrity(path)
             hasher = _Hashing(fd, path.name)
             unpacker = msgpack.Unpacker(hasher, raw=True, use_list=False, read_size=READ_SIZE,
                                         strict_map_key=False, timestamp=2)
