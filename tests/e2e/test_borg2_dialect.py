@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.borg import PASSPHRASE, Repo, config_text, small_tree
-from helpers.workspace import ROOT
+from helpers.borg import PASSPHRASE, Repo, Repo2, borg2_binary, config_text, make_repo2, needs_borg2, small_tree
+from helpers.workspace import BORGWATCH
 from prometheus_client.parser import text_string_to_metric_families
 
 from borgwatch.borg import argv
@@ -26,31 +26,9 @@ from borgwatch.config.load import parse_config
 from borgwatch.config.schema import CheckConfig, CompactConfig
 from borgwatch.errors import UserError
 
-BORG2 = os.environ.get("BORGWATCH_TEST_BORG2") or str(ROOT / ".venv-borg2" / "bin" / "borg")
-BORGWATCH = str(Path(os.sys.executable).with_name("borgwatch"))
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not os.access(BORG2, os.X_OK), reason=f"borg 2 not installed at {BORG2} "
-                                 "(set BORGWATCH_TEST_BORG2; scripts/dev setup makes .venv-borg2)")]
+BORG2 = borg2_binary()
+pytestmark = [pytest.mark.slow, needs_borg2()]
 V2 = BorgVersion(2, 0, 0, BORG2_TESTED)
-
-
-class Repo2(Repo):
-    def run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(args, env=self.env(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
-                              timeout=300)
-        if check and done.returncode != 0:
-            raise AssertionError(f"{args[1]} rc {done.returncode}: {done.stderr}")
-        return done
-
-
-def make_repo2(tmp: Path) -> Repo2:
-    (tmp / "borgbase").mkdir(parents=True, exist_ok=True)
-    passfile = tmp / "passphrase"
-    passfile.write_text(PASSPHRASE + "\n")
-    passfile.chmod(0o600)
-    repo = Repo2(BORG2, tmp / "repo", tmp / "borgbase", passfile)
-    repo.run(argv.init_repository(BORG2, str(repo.path), version=V2))
-    return repo
 
 
 JOB = parse_config('''

@@ -134,7 +134,7 @@ def test_a_deleted_borg_cache_and_a_suffix_fall_back_or_stay_exact(tmp_path: Pat
     _check(job.run(), Counts(unchanged=29))
 
 
-def test_paths_excludes_and_a_lost_state(tmp_path: Path) -> None:
+def test_paths_excludes_a_directory_replaced_by_a_file_and_a_lost_state(tmp_path: Path) -> None:
     job = _job(tmp_path)
     src, more = job.paths[0], tmp_path / "more"
     more.mkdir()
@@ -143,7 +143,10 @@ def test_paths_excludes_and_a_lost_state(tmp_path: Path) -> None:
     job.paths.append(more)  # a source path added
     job.extra += ["--exclude", str(src / "d2" / "f0")]  # and an exclude
     _check(job.run(), Counts(added=1, removed=1, unchanged=29))
+    shutil.rmtree(src / "d0")
+    (src / "d0").write_bytes(b"a file now\n")  # borg2 diff says "changed type" d -> -
+    _check(job.run(), Counts(added=1, removed=10, unchanged=20))
     shutil.rmtree(job.state)
     step = job.run()
-    assert step.method == "fallback: no previous snapshot" and step.truth == Counts(unchanged=30)
-    _check(job.run(), Counts(unchanged=30))
+    assert step.method == "fallback: no previous snapshot" and step.truth == Counts(unchanged=21)
+    _check(job.run(), Counts(unchanged=21))

@@ -161,3 +161,33 @@ def test_only_the_read_shape_is_located_and_a_create_must_name_cache_and_series(
             locate(bad, {}, B23)
     assert available(Feature.NFILES_EVERY_NAME, B23) and not available(Feature.NFILES_EVERY_NAME, None)
     assert available(Feature.FILES_CACHE_V2, B23) and not available(Feature.FILES_CACHE_V1, B23)
+
+
+# borg 2.0.0b23 `diff --json-lines` between two archives of a series (timestamps shortened): a grown file,
+# touch only, chmod only, a directory replaced by a file, a new file, a new symlink, two removed files
+BORG2_DIFF = [
+    {"changes": [{"item1": "2026-12-02T04:01:47+00:00", "item2": "2026-12-02T04:01:49+00:00", "type": "ctime"},
+                 {"item1": "2026-12-02T04:01:47+00:00", "item2": "2026-12-02T04:01:49+00:00", "type": "mtime"}],
+     "path": "src/d"},
+    {"changes": [{"added": 13, "removed": 7, "type": "modified"},
+                 {"item1": "2026-12-02T04:01:47+00:00", "item2": "2026-12-02T04:01:49+00:00", "type": "ctime"}],
+     "path": "src/d/f1"},
+    {"changes": [{"item1": "2026-12-02T04:01:47+00:00", "item2": "2026-12-02T04:01:49+00:00", "type": "mtime"}],
+     "path": "src/d/f2"},
+    {"changes": [{"item1": "-rw-r--r--", "item2": "-rw-------", "type": "changed mode"}], "path": "src/d/f3"},
+    {"changes": [{"item1": "drwxr-xr-x", "item2": "-rw-r--r--", "type": "changed mode"},
+                 {"item1": "d", "item2": "-", "type": "changed type"}], "path": "src/e"},
+    {"changes": [{"added": 4, "removed": 0, "type": "added"}], "path": "src/d/new"},
+    {"changes": [{"type": "added link"}], "path": "src/d/sym"},
+    {"changes": [{"added": 0, "removed": 7, "type": "removed"}], "path": "src/d/f4"},
+    {"changes": [{"added": 0, "removed": 2, "type": "removed"}], "path": "src/e/x"},
+    {"changes": [{"item1": "-", "item2": "l", "type": "changed type"}], "path": "src/d/f5"},
+]
+
+
+def test_borg_diff_verdicts_read_borg2_lines_and_its_type_changes() -> None:
+    from borgwatch.borg.results import diff_verdicts
+
+    stdout = "\n".join(json.dumps(line) for line in BORG2_DIFF).encode()
+    assert list(diff_verdicts(stdout)) == [("src/d/f1", "modified"), ("src/e", "added"), ("src/d/new", "added"),
+                                           ("src/d/f4", "removed"), ("src/e/x", "removed"), ("src/d/f5", "removed")]
