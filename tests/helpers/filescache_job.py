@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from borgwatch.borg.argv import FILES_CACHE_FILTER
@@ -160,3 +160,80 @@ class CacheJob2(CacheJob):
         if accounted != nfiles:
             return f"borg's files cache and listing account for {accounted} files, borg archived {nfiles}"
         return ""
+
+
+def tree(src: Path, n: int = 30) -> None:
+    """``n`` files in three directories, each of another size."""
+    for d in range(3):
+        (src / f"d{d}").mkdir(parents=True, exist_ok=True)
+        for i in range(n // 3):
+            (src / f"d{d}" / f"f{i}").write_bytes(f"file {d}/{i}\n".encode() * (i + 1))
+
+
+def rewrite_same_size_keep_mtime(path: Path) -> None:
+    st = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data[::-1] if data[::-1] != data else data.upper())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def check(step: Step, truth: Counts) -> None:
+    """A files-cache step (a fallback's counts are borg diff's own, so only its method is asserted)."""
+    assert step.method == "files-cache", step.method
+    assert step.truth == truth, step.truth  # the sequence does what the test says
+    assert asdict(step.counts) == asdict(truth), (step.counts, step.undecided)
+
+
+def every_kind_of_change(job: CacheJob) -> None:
+    """Runs of a job over ``tree``: each kind of change, each checked against borg diff."""
+    src = job.paths[0]
+    first = job.run()
+    assert first.method == "first" and first.counts.added == 30
+    # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
+    check(job.run(), Counts(unchanged=30))
+    # same-size rewrite with the mtime put back, touch only, chmod only, grown, removed, added
+    rewrite_same_size_keep_mtime(src / "d0" / "f3")
+    os.utime(src / "d0" / "f4")
+    (src / "d0" / "f5").chmod(0o600)
+    with open(src / "d1" / "f0", "ab") as f:
+        f.write(b"more\n")
+    (src / "d1" / "f1").unlink()
+    (src / "d2" / "new").write_bytes(b"new file\n")
+    check(job.run(), Counts(added=1, removed=1, modified=2, unchanged=27))
+    # the newest file of the last run changes again, and a file is removed and re-added under its name
+    (src / "d2" / "new").write_bytes(b"new content!\n")
+    (src / "d1" / "f2").unlink()
+    check(job.run(), Counts(removed=1, modified=1, unchanged=28))
+    # re-added while borg's cache still knows the name (M), as the newest file: nothing to pair it with, and
+    # no previous name unmatched that it could be
+    (src / "d1" / "f2").write_bytes(b"back again\n")
+    check(job.run(), Counts(added=1, unchanged=29))
+    check(job.run(), Counts(unchanged=30))
+
+
+def hard_links_and_a_renamed_directory(job: CacheJob) -> None:
+    src = job.paths[0]
+    os.link(src / "d0" / "f0", src / "d0" / "link")
+    assert job.run().counts.added == 31
+    check(job.run(), Counts(unchanged=31))
+    (src / "d1").rename(src / "moved")
+    check(job.run(), Counts(added=10, removed=10, unchanged=21))
+
+
+def make_newest(path: Path, others: list[Path]) -> None:
+    """Give ``path`` a ctime later than every other file's (borg never memorizes the newest one)."""
+    while os.lstat(path).st_ctime_ns <= max(os.lstat(p).st_ctime_ns for p in others):
+        path.chmod(0o640 if path.stat().st_mode & 0o7 else 0o644)
+
+
+def abc_tree(tmp: Path) -> tuple[Path, dict[str, Path]]:
+    """``a`` and ``b`` of the same content, ``c`` of another, and ``newest``, which borg will not memorize."""
+    src = tmp / "src"
+    src.mkdir()
+    files = {n: src / n for n in ("a", "b", "c", "newest")}
+    files["a"].write_bytes(b"same content\n" * 100)
+    files["b"].write_bytes(b"same content\n" * 100)
+    files["c"].write_bytes(b"other content\n" * 7)
+    files["newest"].write_bytes(b"x")
+    make_newest(files["newest"], [files[n] for n in "abc"])
+    return src, files

@@ -10,18 +10,13 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import Repo2, make_repo2, needs_borg2
+from helpers.filescache_job import abc_tree, make_newest
 
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.filescache_v2 import FilesCacheError, locate, read_entries
 from borgwatch.borg.version import BORG2_TESTED, BorgVersion
 
 B23 = BorgVersion(2, 0, 0, BORG2_TESTED)
-
-
-def _newest(path: Path, others: list[Path]) -> None:
-    """Give ``path`` a ctime later than every other file's (borg never memorizes the newest one)."""
-    while os.lstat(path).st_ctime_ns <= max(os.lstat(p).st_ctime_ns for p in others):
-        path.chmod(0o640 if path.stat().st_mode & 0o7 else 0o644)
 
 
 def _create(repo: Repo2, series: str, src: Path, env: dict[str, str] | None = None, *extra: str) -> bytes:
@@ -31,23 +26,11 @@ def _create(repo: Repo2, series: str, src: Path, env: dict[str, str] | None = No
     return done.stdout
 
 
-def _tree(tmp: Path) -> tuple[Path, dict[str, Path]]:
-    src = tmp / "src"
-    src.mkdir()
-    files = {n: src / n for n in ("a", "b", "c", "newest")}
-    files["a"].write_bytes(b"same content\n" * 100)
-    files["b"].write_bytes(b"same content\n" * 100)
-    files["c"].write_bytes(b"other content\n" * 7)
-    files["newest"].write_bytes(b"x")
-    _newest(files["newest"], [files[n] for n in "abc"])
-    return src, files
-
-
 @pytest.mark.slow
 @needs_borg2()
-def test_age_zero_entries_are_the_files_borg2_memorized_less_the_newest(tmp_path: Path) -> None:
+def test_age_zero_entries_are_the_files_borg2_memorized_less_themake_newest(tmp_path: Path) -> None:
     repo = make_repo2(tmp_path)
-    src, files = _tree(tmp_path)
+    src, files = abc_tree(tmp_path)
     stdout = _create(repo, "nas-home", src)
     path = locate(stdout, repo.env(), B23)
     assert path.name == "files." + hashlib.sha256(b"nas-home").hexdigest()  # one cache per archive series
@@ -71,11 +54,11 @@ def test_age_zero_entries_are_the_files_borg2_memorized_less_the_newest(tmp_path
 @needs_borg2()
 def test_series_have_their_own_cache_a_gone_file_ages_and_the_suffix_is_shared(tmp_path: Path) -> None:
     repo = make_repo2(tmp_path)
-    src, files = _tree(tmp_path)
+    src, files = abc_tree(tmp_path)
     first = locate(_create(repo, "nas-home", src), repo.env(), B23)
     c_inode = os.lstat(files["c"]).st_ino
     files["c"].unlink()
-    _newest(files["newest"], [files["a"], files["b"]])
+    make_newest(files["newest"], [files["a"], files["b"]])
     other = locate(_create(repo, "nas-db", src), repo.env(), B23)
     assert other.parent == first.parent and other.name != first.name
     assert c_inode in {e[2] for e in read_entries(first)}  # another series' create left this one alone
@@ -100,7 +83,7 @@ def test_series_have_their_own_cache_a_gone_file_ages_and_the_suffix_is_shared(t
 @needs_borg2()
 def test_a_damaged_cache_or_config_is_one_line_never_a_wrong_entry(tmp_path: Path) -> None:
     repo = make_repo2(tmp_path)
-    src, _ = _tree(tmp_path)
+    src, _ = abc_tree(tmp_path)
     path = locate(_create(repo, "nas-home", src), repo.env(), B23)
     good = path.read_bytes()
     config = (path.parent / "config").read_text()
