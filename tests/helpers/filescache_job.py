@@ -8,12 +8,16 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from borgwatch.borg import filescache_v2
 from borgwatch.borg.argv import FILES_CACHE_FILTER
 from borgwatch.borg.paths import archive_path
 from borgwatch.borg.results import diff_verdicts
+from borgwatch.borg.version import BORG2_TESTED, BorgVersion
 from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
 from borgwatch.run.filesdiff import FilesCacheRun
 from helpers.borg import Repo
+
+BORG2 = BorgVersion(2, 0, 0, BORG2_TESTED)
 
 
 @dataclass
@@ -145,12 +149,8 @@ class CacheJob2(CacheJob):
 
     def _seal(self, rec: FilesCacheRun, create_stdout: bytes, nfiles: int) -> str:
         """``FilesCacheRun.seal`` with borg 2's reader and its nfiles, which counts every hard-link name."""
-        from borgwatch.borg import filescache_v2
-        from borgwatch.borg.version import BORG2_TESTED, BorgVersion
-
-        version = BorgVersion(2, 0, 0, BORG2_TESTED)
         try:
-            path = filescache_v2.locate(create_stdout, {**self.repo.env(), **self.env}, version)
+            path = filescache_v2.locate(create_stdout, {**self.repo.env(), **self.env}, BORG2)
             rec.snapshot.add_cached(filescache_v2.read_entries(path, mtime_mode=rec.mtime_mode))
         except filescache_v2.FilesCacheError as exc:
             rec.snapshot.seal()
