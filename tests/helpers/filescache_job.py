@@ -10,6 +10,7 @@ from pathlib import Path
 
 from borgwatch.borg import filescache_v2
 from borgwatch.borg.argv import FILES_CACHE_FILTER
+from borgwatch.borg.filescache import Entry
 from borgwatch.borg.paths import archive_path
 from borgwatch.borg.results import diff_verdicts
 from borgwatch.borg.version import BORG2_TESTED, BorgVersion
@@ -237,3 +238,15 @@ def abc_tree(tmp: Path) -> tuple[Path, dict[str, Path]]:
     files["newest"].write_bytes(b"x")
     make_newest(files["newest"], [files[n] for n in "abc"])
     return src, files
+
+
+def assert_abc_entries(entries: list[Entry], files: dict[str, Path]) -> None:
+    """The age-0 entries of a create of ``abc_tree``: a, b and c as on disk, not ``newest``."""
+    by_inode = {inode: (key, digest, size, cmtime) for key, digest, inode, size, cmtime in entries}
+    assert len(entries) == 3 and len({e[0] for e in entries}) == 3
+    assert set(by_inode) == {os.lstat(files[n]).st_ino for n in "abc"}  # "newest" is not memorized
+    for n in "abc":
+        st = os.lstat(files[n])
+        assert by_inode[st.st_ino][2:] == (st.st_size, st.st_ctime_ns)
+    digest = {n: by_inode[os.lstat(files[n]).st_ino][1] for n in "abc"}
+    assert digest["a"] == digest["b"] != digest["c"]  # the chunk ids are the content's identity

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import Repo, borg_binaries, make_repo
-from helpers.filescache_job import abc_tree, make_newest
+from helpers.filescache_job import abc_tree, assert_abc_entries, make_newest
 
 from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
 from borgwatch.borg.version import BorgVersion
@@ -30,15 +30,7 @@ def test_age_zero_entries_are_the_files_borg_memorized_less_themake_newest(tmp_p
     stdout = _create(repo, "a1", src)
     path = locate(stdout, repo.env(), None)
     assert path.name == "files" and path.parent.name == json.loads(stdout)["repository"]["id"]
-    entries = list(read_entries(path))
-    by_inode = {inode: (key, digest, size, cmtime) for key, digest, inode, size, cmtime in entries}
-    assert len(entries) == 3 and len({e[0] for e in entries}) == 3
-    assert set(by_inode) == {os.lstat(files[n]).st_ino for n in "abc"}  # "newest" is not memorized
-    for n in "abc":
-        st = os.lstat(files[n])
-        assert by_inode[st.st_ino][2:] == (st.st_size, st.st_ctime_ns)
-    digest = {n: by_inode[os.lstat(files[n]).st_ino][1] for n in "abc"}
-    assert digest["a"] == digest["b"] != digest["c"]  # the chunk ids are the content's identity
+    assert_abc_entries(list(read_entries(path)), files)
 
 
 @pytest.mark.slow

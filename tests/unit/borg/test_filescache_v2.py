@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import Repo2, make_repo2, needs_borg2
-from helpers.filescache_job import abc_tree, make_newest
+from helpers.filescache_job import abc_tree, assert_abc_entries, make_newest
 
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.filescache_v2 import FilesCacheError, locate, read_entries
@@ -35,15 +35,7 @@ def test_age_zero_entries_are_the_files_borg2_memorized_less_themake_newest(tmp_
     path = locate(stdout, repo.env(), B23)
     assert path.name == "files." + hashlib.sha256(b"nas-home").hexdigest()  # one cache per archive series
     assert path.parent == Path(json.loads(stdout)["cache"]["path"]) and path.is_file()
-    entries = list(read_entries(path))
-    by_inode = {inode: (key, digest, size, cmtime) for key, digest, inode, size, cmtime in entries}
-    assert len(entries) == 3 and len({e[0] for e in entries}) == 3
-    assert set(by_inode) == {os.lstat(files[n]).st_ino for n in "abc"}  # "newest" is not memorized
-    for n in "abc":
-        st = os.lstat(files[n])
-        assert by_inode[st.st_ino][2:] == (st.st_size, st.st_ctime_ns)
-    digest = {n: by_inode[os.lstat(files[n]).st_ino][1] for n in "abc"}
-    assert digest["a"] == digest["b"] != digest["c"]  # the chunk ids are the content's identity
+    assert_abc_entries(list(read_entries(path)), files)
     os.utime(files["a"], ns=(0, 10**18))
     mtimes = {e[2]: e[4] for e in read_entries(path, mtime_mode=True)}
     assert mtimes[os.lstat(files["c"]).st_ino] == os.lstat(files["c"]).st_mtime_ns
