@@ -39,12 +39,17 @@ class Feature(StrEnum):
     # 2.0 keeps one per archive series with another entry shape (borg/filescache.py refuses it for now)
     FILES_CACHE_V1 = "files-cache-v1"
     EXTRACT_LIST_FLAGS = "extract-list-flags"  # extract --list: "+ PATH" restored, "- PATH" left out (2.0b23)
+    # <cache>/files.<sha256(series) | SUFFIX>: (path_hash, (age, inode, size, ctime, mtime, ((id, size), ...),
+    # digests)), checked against [integrity] in <cache>/config (borg/filescache_v2.py); as of 2.0.0b23
+    FILES_CACHE_V2 = "files-cache-v2"
+    NFILES_EVERY_NAME = "nfiles-every-name"  # create --json nfiles counts each hard-link name (1.x: each inode)
 
 
 V1_2: Key = (1, 2, 0, _FINAL, 0)
 V1_4: Key = (1, 4, 0, _FINAL, 0)
 V2_0A: Key = (2, 0, 0, 0, 0)  # the first 2.0 alpha: where every 2.0 redesign starts
 V2_0B22: Key = (2, 0, 0, 1, 22)
+V2_0B23: Key = (2, 0, 0, 1, 23)
 
 FEATURES: dict[Feature, tuple[Key, Key | None]] = {
     Feature.REPO_OPTION: (V2_0A, None),
@@ -64,6 +69,8 @@ FEATURES: dict[Feature, tuple[Key, Key | None]] = {
     Feature.MODERN_EXIT_CODES: (V1_4, None),  # 1.4 only with BORG_EXIT_CODES=modern, which build_env sets
     Feature.FILES_CACHE_V1: (V1_2, V2_0A),
     Feature.EXTRACT_LIST_FLAGS: (V2_0A, None),
+    Feature.FILES_CACHE_V2: (V2_0B23, None),  # the entry shape changed during the betas: b23 is the one read
+    Feature.NFILES_EVERY_NAME: (V2_0A, None),
 }
 
 # The dialect a builder speaks when its caller names no version: borg 1.4, the project's default borg.

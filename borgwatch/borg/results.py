@@ -128,6 +128,8 @@ def diff_verdicts(lines: Iterable[bytes]) -> Iterator[tuple[str, str]]:
         # and none at all with --content-only
         retyped = [(str(c.get("old_mode", " "))[:1], str(c.get("new_mode", " "))[:1]) for c in changes
                    if c.get("type") == "mode"]
+        retyped += [(str(c.get("item1", " "))[:1], str(c.get("item2", " "))[:1]) for c in changes
+                    if c.get("type") == "changed type"]  # borg 2
         if "added" in kinds or "removed" in kinds:
             yield str(obj.get("path", "")), "added" if "added" in kinds else "removed"
         elif retyped and retyped[0][0] != retyped[0][1] and "-" in retyped[0]:

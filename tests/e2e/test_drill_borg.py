@@ -14,8 +14,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers.run_checks import assert_one_clear_line
 from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
-from test_run_failures import assert_one_clear_line
 from test_run_robust import borg_children
 
 pytestmark = pytest.mark.slow

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
-from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
+from helpers.run_checks import (
+    all_output_and_files,
+    assert_one_clear_line,
+    assert_promtool_accepts,
+    scrape_a_run,
+    wait_in_progress,
+)
+from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace
 
 from borgwatch.borg.exitcodes import LOCK_TIMEOUT_RC
 from borgwatch.metrics.specs import BORG2_ABSENT
@@ -31,16 +34,12 @@ def series(ws: Workspace) -> list[dict[str, str]]:
     return json.loads(done.stdout)["archives"]
 
 
-def one_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert any(all(n in line for n in needles) for line in proc.stderr.splitlines()), proc.stderr
-
-
 def test_first_and_incremental_run_publish_borg2_metrics(workspace2: Workspace) -> None:
     ws = workspace2
     first = ws.run()
     assert first.returncode == 0, first.stderr
-    one_line(first, DIFF_OFF, "dataset_diff = \"off\"")  # never a wrong exact count: the diff says why it is off
+    # never a wrong exact count: the diff says why it is off
+    assert_one_clear_line(first, DIFF_OFF, "dataset_diff = \"off\"")
     assert ws.value("borgwatch_run_status", status="success") == 1
     assert ws.value("borgwatch_archive_files") == 60
     assert ws.value("borgwatch_archive_compressed_bytes") is None  # borg 2 does not report it: absent, not 0
@@ -97,11 +96,10 @@ def test_wrong_passphrase_with_borg2(workspace2: Workspace) -> None:
     (ws.root / "pass").write_text("not-the-passphrase-5e1d\n")
     proc = ws.run()
     assert proc.returncode == 52
-    one_line(proc, "assphrase", "incorrect")
+    assert_one_clear_line(proc, "assphrase", "incorrect")
     assert ws.value("borgwatch_run_status", status="error") == 1
     assert ws.value("borgwatch_last_success_timestamp_seconds") is None
-    everything = proc.stdout + proc.stderr + "".join(p.read_text(errors="replace") for d in (ws.textfile_dir,
-                                                     ws.state_dir) for p in d.rglob("*") if p.is_file())
+    everything = all_output_and_files(ws, proc)
     assert "not-the-passphrase-5e1d" not in everything and PASSPHRASE not in everything
 
 
@@ -110,7 +108,7 @@ def test_missing_repository_with_borg2(workspace2: Workspace) -> None:
     ws.write_config(repository=str(ws.root / "no-such-repo"))
     proc = ws.run()
     assert proc.returncode == 13
-    one_line(proc, "does not exist")
+    assert_one_clear_line(proc, "does not exist")
     assert ws.value("borgwatch_stage_exit_code", stage="create") == 13
     assert ws.value("borgwatch_run_status", status="error") == 1
 
@@ -139,11 +137,7 @@ def test_sigterm_mid_borg2_run_is_recorded_as_interrupted(workspace2: Workspace)
     ws.make_slow(6, 'dataset_diff = "off"\n[jobs.home.prune]\nkeep_last = 1\n')
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while not (ws.prom.exists() and ws.value("borgwatch_run_in_progress") == 1):
-        assert time.monotonic() < deadline, "run never showed in_progress=1"
-        time.sleep(0.05)
-    time.sleep(0.5)
+    wait_in_progress(ws)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, stderr
@@ -156,25 +150,9 @@ def test_sigterm_mid_borg2_run_is_recorded_as_interrupted(workspace2: Workspace)
 
 
 def test_node_exporter_and_promtool_accept_a_borg2_textfile(workspace2: Workspace, node_exporter) -> None:  # noqa: ANN001
-    ws = workspace2
-    textfile_dir = Path(tempfile.mkdtemp(prefix="borgwatch-textfile-", dir="/tmp"))
-    try:
-        textfile_dir.chmod(0o755)
-        ws.config.write_text(ws.config.read_text().replace(str(ws.textfile_dir), str(textfile_dir)))
-        assert ws.run().returncode == 0
-        exporter = node_exporter(textfile_dir)
-        body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
-        text = (textfile_dir / ws.prom.name).read_text()
-    finally:
-        shutil.rmtree(textfile_dir, ignore_errors=True)
-    scraped = parse_metrics(body)
-    assert scraped[("node_textfile_scrape_error", frozenset())] == 0, exporter.logs()
-    assert scraped[("borgwatch_archive_files", frozenset({("backup_job", "home")}))] == 60
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (.ci/run installs it)")
-    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    scrape = scrape_a_run(workspace2, node_exporter)
+    assert scrape.samples[("borgwatch_archive_files", frozenset({("backup_job", "home")}))] == 60
+    assert_promtool_accepts(scrape.text)
 
 
 def test_check_config_warns_about_keep_rules_borg2_lacks(workspace2: Workspace) -> None:
@@ -182,6 +160,6 @@ def test_check_config_warns_about_keep_rules_borg2_lacks(workspace2: Workspace) 
     ws.write_config('[jobs.home.prune]\nkeep_last = 3\nkeep_within = "2d"\n')
     proc = ws.borgwatch("check-config", "-c", str(ws.config))
     assert proc.returncode == 0, proc.stderr
-    one_line(proc, "warning: jobs.home.prune.keep_last", "2.0.0b23")
+    assert_one_clear_line(proc, "warning: jobs.home.prune.keep_last", "2.0.0b23")
     ws.write_config('[jobs.home.prune]\nkeep_within = "2d"\n')
     assert ws.borgwatch("check-config", "-c", str(ws.config)).stderr == ""

@@ -3,31 +3,21 @@ no traceback, no secret anywhere."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
-from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace, parse_metrics
+from helpers.run_checks import (
+    all_output_and_files,
+    assert_one_clear_line,
+    assert_promtool_accepts,
+    scrape_a_run,
+    wait_in_progress,
+)
+from helpers.workspace import BORGWATCH, PASSPHRASE, Workspace
 
 pytestmark = pytest.mark.slow
-
-
-def all_output_and_files(ws: Workspace, proc: subprocess.CompletedProcess[str]) -> str:
-    texts = [proc.stdout, proc.stderr]
-    for d in (ws.textfile_dir, ws.state_dir):
-        for p in d.rglob("*"):
-            if p.is_file() and not p.name.endswith(".db"):
-                texts.append(p.read_text(errors="replace"))
-    return "\n".join(texts)
-
-
-def assert_one_clear_line(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
-    assert "Traceback" not in proc.stderr, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert any(all(n in line for n in needles) for line in lines), proc.stderr
 
 
 def test_wrong_passphrase(workspace: Workspace) -> None:
@@ -94,7 +84,7 @@ def test_concurrent_run_is_refused_quickly_and_leaves_the_running_job_alone(work
     ws.make_slow(3)
     first = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
-    _wait_in_progress(ws)
+    wait_in_progress(ws)
     before = ws.prom.read_bytes()
     t0 = time.monotonic()
     second = ws.run()
@@ -107,25 +97,13 @@ def test_concurrent_run_is_refused_quickly_and_leaves_the_running_job_alone(work
     assert ws.value("borgwatch_run_status", status="success") == 1
 
 
-def _wait_in_progress(ws: Workspace, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ws.prom.exists():
-            m = parse_metrics(ws.prom.read_text())
-            if m.get(("borgwatch_run_in_progress", frozenset({("backup_job", "home")}))) == 1:
-                time.sleep(0.5)  # let borg get going
-                return
-        time.sleep(0.05)
-    raise AssertionError("run never showed in_progress=1")
-
-
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_run_is_forwarded_and_recorded_as_interrupted(workspace: Workspace, signum: int) -> None:
     ws = workspace
     ws.make_slow(6, '[jobs.home.prune]\nkeep_last = 1\n')
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    _wait_in_progress(ws)
+    wait_in_progress(ws)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, stderr
@@ -156,33 +134,8 @@ def test_unknown_job(workspace: Workspace) -> None:
 
 
 def test_node_exporter_scrapes_the_textfile_and_promtool_accepts_it(workspace: Workspace, node_exporter) -> None:  # noqa: ANN001
-    import shutil
-    import tempfile
-    import urllib.request
-    ws = workspace
-    # node_exporter runs as user prometheus: the textfile dir lives outside pytest's private (0700) tmp tree,
-    # which a concurrent pytest session may lock down again at any time
-    textfile_dir = Path(tempfile.mkdtemp(prefix="borgwatch-textfile-", dir="/tmp"))
-    try:
-        textfile_dir.chmod(0o755)
-        ws.config.write_text(ws.config.read_text().replace(str(ws.textfile_dir), str(textfile_dir)))
-        old = os.umask(0o077)  # a strict umask must not hide the file from node_exporter
-        try:
-            assert ws.run().returncode == 0
-        finally:
-            os.umask(old)
-        prom = textfile_dir / ws.prom.name
-        exporter = node_exporter(textfile_dir)
-        body = urllib.request.urlopen(exporter.url, timeout=5).read().decode()
-        text = prom.read_text()
-    finally:
-        shutil.rmtree(textfile_dir, ignore_errors=True)
-    scraped = parse_metrics(body)
-    assert scraped[("node_textfile_scrape_error", frozenset())] == 0, exporter.logs()
-    assert scraped[("borgwatch_run_status", frozenset({("backup_job", "home"), ("status", "success")}))] == 1
-    assert scraped[("borgwatch_archive_files", frozenset({("backup_job", "home")}))] == 60
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool is not installed (.ci/run installs it)")
-    check = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
-    assert check.returncode == 0, check.stdout + check.stderr
+    scrape = scrape_a_run(workspace, node_exporter, umask=0o077)  # a strict umask must not hide the file
+    job = ("backup_job", "home")
+    assert scrape.samples[("borgwatch_run_status", frozenset({job, ("status", "success")}))] == 1
+    assert scrape.samples[("borgwatch_archive_files", frozenset({job}))] == 60
+    assert_promtool_accepts(scrape.text)

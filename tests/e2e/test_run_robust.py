@@ -14,10 +14,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from helpers.run_checks import assert_one_clear_line, wait_in_progress
 from helpers.servers import receiver
 from helpers.workspace import BORGWATCH, Workspace, parse_metrics
 from test_run_borg import archives, ground_truth
-from test_run_failures import _wait_in_progress, assert_one_clear_line
 
 pytestmark = pytest.mark.slow
 TEMPLATE_NOW = "{now:%Y-%m-%dT%H:%M:%S.%f}"
@@ -204,7 +204,7 @@ def test_a_borg_killed_without_a_word_still_gets_one_line(workspace: Workspace) 
     ws.make_slow(4)
     proc = subprocess.Popen([BORGWATCH, "run", "home", "-c", str(ws.config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    _wait_in_progress(ws)
+    wait_in_progress(ws)
     deadline = time.monotonic() + 30  # the create, not the baseline listing that may run before it
     while not (creates := [p for p in borg_children(ws) if "create" in (p.info["cmdline"] or [])]):
         assert time.monotonic() < deadline, "borg create never started"

@@ -31,6 +31,13 @@ def borg2_binary() -> str:
     return chosen if os.access(chosen, os.X_OK) else ""
 
 
+BORG2_MISSING = "borg 2 not installed (set BORGWATCH_TEST_BORG2; scripts/dev setup makes .venv-borg2)"
+
+
+def needs_borg2() -> pytest.MarkDecorator:
+    return pytest.mark.skipif(not borg2_binary(), reason=BORG2_MISSING)
+
+
 def borg_binaries() -> list[object]:
     out: list[object] = []
     for path, name in ((VENV_BORG, "borg-venv"), (SYSTEM_BORG, "borg-debian")):
@@ -81,6 +88,32 @@ def make_repo(tmp: Path, borg: str) -> Repo:
     passfile.chmod(0o600)
     repo = Repo(borg, tmp / "repo", base, passfile)
     repo.borg_run("init", "--encryption=repokey-blake2", str(repo.path))
+    return repo
+
+
+class Repo2(Repo):
+    """A borg 2 repository (``-r REPO``; archives are series names, told apart by ``aid:`` ids)."""
+
+    def run(self, args: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(args, env=self.env(), capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=300)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{args[1]} rc {done.returncode}: {done.stderr}")
+        return done
+
+
+def make_repo2(tmp: Path) -> Repo2:
+    """A repository made with borgwatch's own repo-create argv for the borg 2 under test."""
+    from borgwatch.borg import argv
+    from borgwatch.borg.version import BORG2_TESTED, BorgVersion
+
+    borg = borg2_binary()
+    (tmp / "borgbase").mkdir(parents=True, exist_ok=True)
+    passfile = tmp / "passphrase"
+    passfile.write_text(PASSPHRASE + "\n")
+    passfile.chmod(0o600)
+    repo = Repo2(borg, tmp / "repo", tmp / "borgbase", passfile)
+    repo.run(argv.init_repository(borg, str(repo.path), version=BorgVersion(2, 0, 0, BORG2_TESTED)))
     return repo
 
 

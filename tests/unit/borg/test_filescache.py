@@ -9,15 +9,10 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import Repo, borg_binaries, make_repo
+from helpers.filescache_engine import abc_tree, assert_abc_entries, make_newest
 
 from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
 from borgwatch.borg.version import BorgVersion
-
-
-def _newest(path: Path, others: list[Path]) -> None:
-    """Give ``path`` a ctime later than every other file's (borg never memorizes the newest one)."""
-    while os.lstat(path).st_ctime_ns <= max(os.lstat(p).st_ctime_ns for p in others):
-        path.chmod(0o640 if path.stat().st_mode & 0o7 else 0o644)
 
 
 def _create(repo: Repo, name: str, src: Path, env: dict[str, str] | None = None) -> bytes:
@@ -27,46 +22,26 @@ def _create(repo: Repo, name: str, src: Path, env: dict[str, str] | None = None)
     return done.stdout
 
 
-def _tree(tmp: Path) -> tuple[Path, dict[str, Path]]:
-    src = tmp / "src"
-    src.mkdir()
-    files = {n: src / n for n in ("a", "b", "c", "newest")}
-    files["a"].write_bytes(b"same content\n" * 100)
-    files["b"].write_bytes(b"same content\n" * 100)
-    files["c"].write_bytes(b"other content\n" * 7)
-    files["newest"].write_bytes(b"x")
-    _newest(files["newest"], [files[n] for n in "abc"])
-    return src, files
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("borg", borg_binaries())
-def test_age_zero_entries_are_the_files_borg_memorized_less_the_newest(tmp_path: Path, borg: str) -> None:
+def test_age_zero_entries_are_the_files_borg_memorized_less_themake_newest(tmp_path: Path, borg: str) -> None:
     repo = make_repo(tmp_path, borg)
-    src, files = _tree(tmp_path)
+    src, files = abc_tree(tmp_path)
     stdout = _create(repo, "a1", src)
     path = locate(stdout, repo.env(), None)
     assert path.name == "files" and path.parent.name == json.loads(stdout)["repository"]["id"]
-    entries = list(read_entries(path))
-    by_inode = {inode: (key, digest, size, cmtime) for key, digest, inode, size, cmtime in entries}
-    assert len(entries) == 3 and len({e[0] for e in entries}) == 3
-    assert set(by_inode) == {os.lstat(files[n]).st_ino for n in "abc"}  # "newest" is not memorized
-    for n in "abc":
-        st = os.lstat(files[n])
-        assert by_inode[st.st_ino][2:] == (st.st_size, st.st_ctime_ns)
-    digest = {n: by_inode[os.lstat(files[n]).st_ino][1] for n in "abc"}
-    assert digest["a"] == digest["b"] != digest["c"]  # the chunk ids are the content's identity
+    assert_abc_entries(list(read_entries(path)), files)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_a_file_gone_ages_and_the_suffix_names_another_cache(tmp_path: Path, borg: str) -> None:
     repo = make_repo(tmp_path, borg)
-    src, files = _tree(tmp_path)
+    src, files = abc_tree(tmp_path)
     _create(repo, "a1", src)
     c_inode = os.lstat(files["c"]).st_ino
     files["c"].unlink()
-    _newest(files["newest"], [files["a"], files["b"]])
+    make_newest(files["newest"], [files["a"], files["b"]])
     path = locate(_create(repo, "a2", src), repo.env(), None)
     assert {e[2] for e in read_entries(path)} == {os.lstat(files[n]).st_ino for n in "ab"}
     assert c_inode in {e[2] for e in read_entries(path, max_age=1)}  # kept by borg until BORG_FILES_CACHE_TTL
