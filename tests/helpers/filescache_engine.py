@@ -111,14 +111,14 @@ class CacheJob:
         if paths:
             out = self._borg("diff", "--json-lines", *self._pair(self.previous, archive),
                              *(f"pf:{p}" for p in paths)).stdout
-            verdicts = {paths[p]: v for p, v in diff_verdicts(out) if p in paths}
+            verdicts = {paths[p]: v for p, v in diff_verdicts(out.splitlines()) if p in paths}
         settle(rec.snapshot, found, verdicts)
 
     def truth(self, old: str, new: str) -> Counts:
         """borg diff between the archives (not --content-only: it is blind to a directory replaced by a file)."""
         out = self._borg("diff", "--json-lines", *self._pair(old, new)).stdout
         counts = Counts()
-        for _, verdict in diff_verdicts(out):
+        for _, verdict in diff_verdicts(out.splitlines()):
             setattr(counts, verdict, getattr(counts, verdict) + 1)
         listing = self._borg("list", "--json-lines", *self._one(new)).stdout
         files = sum(1 for line in listing.splitlines() if json.loads(line).get("type") in ("-", "h"))
