@@ -136,7 +136,9 @@ def render(machine: dict[str, str], command: str, sizes: list[SizeResult], micro
             "A stand-in borg (`bench/fakeborg.py`) replays a generated `--log-json` stream through the whole "
             "`borgwatch run` pipeline (process, parser, the run's snapshot, the diff stage, sinks). "
             "The first run reports every file as A for paths that do not exist (borgwatch's lstat "
-            "gets ENOENT), the incremental run reports every file as U against that baseline.", ""]
+            "gets ENOENT), the incremental run reports every file as M (the worst case of the filtered "
+            "`--list --filter=AMEhC` listing: every file re-read). The stand-in keeps no files cache, so only "
+            "the first run's counts are checked; the diff's own cost at scale is `bench.snapshot_scale`.", ""]
     out += _table(["events", "`--version` RSS, MB", "first run RSS, MB", "incremental RSS, MB",
                    "first, events/s", "incremental, events/s"],
                   ([f"{r['events']:,.0f}", f"{r['baseline_kib'] / 1024:.1f}", f"{r['first_kib'] / 1024:.1f}",
