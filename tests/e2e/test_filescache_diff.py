@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import borg_binaries, make_repo
-from helpers.filescache_job import Counts, Job, Jobs, Step
+from helpers.filescache_job import Counts, Job, Jobs
+from helpers.filescache_job import check as _check
 from helpers.workspace import BORGWATCH
 
 pytestmark = pytest.mark.slow
@@ -36,20 +37,6 @@ def _rewrite_same_size_keep_mtime(path: Path) -> None:
 def _grow(path: Path, data: bytes = b"more\n") -> None:
     with open(path, "ab") as f:
         f.write(data)
-
-
-def _check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cache", previous: str = "",
-           warned: bool = False) -> None:
-    """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
-    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
-    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
-    assert (step.method, step.exact) == (method, True), step
-    if previous:
-        assert step.previous == previous, step
-    actual = jobs.truth(step.previous, step.archive)
-    if truth is not None:
-        assert actual == truth, actual
-    assert step.counts == actual, (step.counts, actual)
 
 
 def _jobs(tmp_path: Path, borg: str, **jobs: Job) -> Jobs:

@@ -1,4 +1,5 @@
-"""Jobs backed up by `borgwatch run` into one real borg repository, and borg diff's ground truth beside them."""
+"""Jobs backed up by `borgwatch run` into one real borg repository (borg 1.x, or borg 2 with a ``Repo2``), and
+borg diff's ground truth beside them."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from borgwatch.borg.argv import archive_id
 from borgwatch.borg.results import diff_verdicts
-from helpers.borg import Repo
+from helpers.borg import Repo, Repo2
 from helpers.workspace import BORGWATCH
 
 NAME = "{hostname}-{job}-{now:%Y-%m-%dT%H:%M:%S.%f}"
@@ -26,7 +28,7 @@ class Counts:
 @dataclass
 class Step:
     rc: int
-    archive: str
+    archive: str  # the archive the run made (borg 2: aid:ID)
     previous: str  # the archive the run compared with
     method: str  # files_cache | borg_diff | first_backup | none
     exact: bool
@@ -48,6 +50,11 @@ class Jobs:
     repo: Repo
     root: Path
     jobs: dict[str, Job] = field(default_factory=dict)
+
+    @property
+    def borg2(self) -> bool:
+        """The repository is borg 2's: ``-r REPO``, one series per job, archives told apart as ``aid:ID``."""
+        return isinstance(self.repo, Repo2)
 
     @property
     def config(self) -> Path:
@@ -78,24 +85,42 @@ class Jobs:
     def run(self, name: str) -> Step:
         proc = self.popen(name)
         stdout, stderr = proc.communicate(timeout=600)
-        return step(proc.returncode, stdout, stderr)
+        return step(proc.returncode, stdout, stderr, self.borg2)
 
     def truth(self, old: str, new: str) -> Counts:
         """borg diff between the archives (not --content-only: it is blind to a directory replaced by a file);
         the archive's regular file names (hard links included) from borg list."""
-        out = self.repo.borg_run("diff", "--json-lines", f"{self.repo.path}::{old}", new).stdout.encode()
+        pair, one = ([f"{self.repo.path}::{old}", new], [f"{self.repo.path}::{new}"]) if not self.borg2 else \
+            (["-r", str(self.repo.path), old, new], ["-r", str(self.repo.path), new])
+        out = self.repo.borg_run("diff", "--json-lines", *pair).stdout.encode()
         counts = Counts()
         for _, verdict in diff_verdicts(out.splitlines()):
             setattr(counts, verdict, getattr(counts, verdict) + 1)
-        listing = self.repo.borg_run("list", "--json-lines", f"{self.repo.path}::{new}").stdout
+        listing = self.repo.borg_run("list", "--json-lines", *one).stdout
         files = sum(1 for line in listing.splitlines() if json.loads(line).get("type") in ("-", "h"))
         counts.unchanged = files - counts.added - counts.modified
         return counts
 
 
-def step(rc: int, stdout: str, stderr: str) -> Step:
+def step(rc: int, stdout: str, stderr: str, borg2: bool = False) -> Step:
     result = json.loads(stdout) if stdout.strip() else {}
     dataset = result.get("dataset") or {}
     counts = Counts(**{k: dataset.get(k, 0) for k in ("added", "removed", "modified", "unchanged")})
-    return Step(rc, result.get("archive_name", ""), result.get("previous_archive", ""), dataset.get("method", ""),
+    made = (result.get("archive") or {}).get("id", "")
+    archive = (archive_id(made) if made else "") if borg2 else result.get("archive_name", "")
+    return Step(rc, archive, result.get("previous_archive", ""), dataset.get("method", ""),
                 bool(dataset.get("exact")), counts, stderr)
+
+
+def check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cache", previous: str = "",
+          warned: bool = False) -> None:
+    """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
+    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
+    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
+    assert (step.method, step.exact) == (method, True), step
+    if previous:
+        assert step.previous == previous, step
+    actual = jobs.truth(step.previous, step.archive)
+    if truth is not None:
+        assert actual == truth, actual
+    assert step.counts == actual, (step.counts, actual)
