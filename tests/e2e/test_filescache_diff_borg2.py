@@ -17,9 +17,8 @@ from helpers.filescache_engine import (
     check,
     every_kind_of_change,
     hard_links_and_a_renamed_directory,
-    rewrite_same_size_keep_mtime,
-    tree,
 )
+from helpers.filescache_job import rewrite_same_size_keep_mtime, tree
 
 pytestmark = [pytest.mark.slow, needs_borg2()]
 

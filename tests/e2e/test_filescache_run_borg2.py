@@ -10,15 +10,18 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import make_repo2, needs_borg2
-from helpers.filescache_engine import rewrite_same_size_keep_mtime, tree
-from helpers.filescache_job import Counts, Job, Jobs, check
+from helpers.filescache_job import (
+    Counts,
+    Job,
+    Jobs,
+    check,
+    every_kind_of_change,
+    grow,
+    rewrite_same_size_keep_mtime,
+    tree,
+)
 
 pytestmark = [pytest.mark.slow, needs_borg2()]
-
-
-def _grow(path: Path, data: bytes = b"more\n") -> None:
-    with open(path, "ab") as f:
-        f.write(data)
 
 
 def _job(tmp_path: Path, **environment: str) -> tuple[Path, Jobs]:
@@ -30,28 +33,8 @@ def _job(tmp_path: Path, **environment: str) -> tuple[Path, Jobs]:
 
 def test_changes_of_every_kind_match_borg2_diff_run_after_run(tmp_path: Path) -> None:
     src, jobs = _job(tmp_path)
-    first = jobs.run("job")
-    assert (first.method, first.exact, first.counts) == ("first_backup", True, Counts(added=30)), first
-    assert first.rc == 0 and first.stderr == "", first.stderr
-    time.sleep(1.1)  # the newest file of run 1 is older than the run by more than the cmtime margin
-    second = jobs.run("job")
-    check(jobs, second, Counts(unchanged=30), previous=first.archive)
-    assert second.archive.startswith("aid:") and second.archive != first.archive
-    # same-size rewrite with the mtime put back, touch only, chmod only, grown, removed, added
-    rewrite_same_size_keep_mtime(src / "d0" / "f3")
-    os.utime(src / "d0" / "f4")
-    (src / "d0" / "f5").chmod(0o600)
-    _grow(src / "d1" / "f0")
-    (src / "d1" / "f1").unlink()
-    (src / "d2" / "new").write_bytes(b"new file\n")
-    check(jobs, jobs.run("job"), Counts(added=1, removed=1, modified=2, unchanged=27), previous=second.archive)
-    # the newest file of the last run changes again, and a file is removed, then re-added under its name
-    (src / "d2" / "new").write_bytes(b"new content!\n")
-    (src / "d1" / "f2").unlink()
-    check(jobs, jobs.run("job"), Counts(removed=1, modified=1, unchanged=28))
-    (src / "d1" / "f2").write_bytes(b"back again\n")
-    check(jobs, jobs.run("job"), Counts(added=1, unchanged=29))
-    check(jobs, jobs.run("job"), Counts(unchanged=30))
+    every_kind_of_change(jobs, src)
+    assert jobs.run("job").archive.startswith("aid:")  # archives of the series are told apart by id
 
 
 def test_hard_links_and_a_renamed_directory(tmp_path: Path) -> None:
@@ -63,7 +46,7 @@ def test_hard_links_and_a_renamed_directory(tmp_path: Path) -> None:
     check(jobs, jobs.run("job"), Counts(unchanged=31))
     (src / "d1").rename(src / "moved")
     check(jobs, jobs.run("job"), Counts(added=10, removed=10, unchanged=21))
-    _grow(src / "d0" / "link")  # one inode, two names: both modified
+    grow(src / "d0" / "link")  # one inode, two names: both modified
     check(jobs, jobs.run("job"), Counts(modified=2, unchanged=29))
 
 
@@ -84,7 +67,7 @@ def test_a_deleted_files_cache_falls_back_to_borg2_diff_then_recovers(tmp_path: 
     # no snapshot now: the previous archive is found with repo-list (by id: the series shares one name)
     listed = jobs.run("job")
     check(jobs, listed, Counts(unchanged=29), method="borg_diff", previous=fallback.archive)
-    _grow(src / "d1" / "f3")
+    grow(src / "d1" / "f3")
     check(jobs, jobs.run("job"), Counts(modified=1, unchanged=28), previous=listed.archive)
 
 

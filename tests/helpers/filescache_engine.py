@@ -17,7 +17,7 @@ from borgwatch.borg.version import BORG2_TESTED, BorgVersion
 from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
 from borgwatch.run.filesdiff import FilesCacheRun
 from helpers.borg import Repo
-from helpers.filescache_job import Counts
+from helpers.filescache_job import Counts, change_one_of_each_kind
 
 BORG2 = BorgVersion(2, 0, 0, BORG2_TESTED)
 
@@ -142,21 +142,6 @@ class CacheJob2(CacheJob):
         return rec.seal(create_stdout, {**self.repo.env(), **self.env}, BORG2, nfiles)
 
 
-def tree(src: Path, n: int = 30) -> None:
-    """``n`` files in three directories, each of another size."""
-    for d in range(3):
-        (src / f"d{d}").mkdir(parents=True, exist_ok=True)
-        for i in range(n // 3):
-            (src / f"d{d}" / f"f{i}").write_bytes(f"file {d}/{i}\n".encode() * (i + 1))
-
-
-def rewrite_same_size_keep_mtime(path: Path) -> None:
-    st = path.stat()
-    data = path.read_bytes()
-    path.write_bytes(data[::-1] if data[::-1] != data else data.upper())
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
 def check(step: Step, truth: Counts) -> None:
     """A files-cache step (a fallback's counts are borg diff's own, so only its method is asserted)."""
     assert step.method == "files-cache", step.method
@@ -171,14 +156,7 @@ def every_kind_of_change(job: CacheJob) -> None:
     assert first.method == "first" and first.counts.added == 30
     # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
     check(job.run(), Counts(unchanged=30))
-    # same-size rewrite with the mtime put back, touch only, chmod only, grown, removed, added
-    rewrite_same_size_keep_mtime(src / "d0" / "f3")
-    os.utime(src / "d0" / "f4")
-    (src / "d0" / "f5").chmod(0o600)
-    with open(src / "d1" / "f0", "ab") as f:
-        f.write(b"more\n")
-    (src / "d1" / "f1").unlink()
-    (src / "d2" / "new").write_bytes(b"new file\n")
+    change_one_of_each_kind(src)
     check(job.run(), Counts(added=1, removed=1, modified=2, unchanged=27))
     # the newest file of the last run changes again, and a file is removed and re-added under its name
     (src / "d2" / "new").write_bytes(b"new content!\n")

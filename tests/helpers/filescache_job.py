@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,3 +125,53 @@ def check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cac
     if truth is not None:
         assert actual == truth, actual
     assert step.counts == actual, (step.counts, actual)
+
+
+def tree(src: Path, n: int = 30) -> None:
+    """``n`` files in three directories, each of another size."""
+    for d in range(3):
+        (src / f"d{d}").mkdir(parents=True, exist_ok=True)
+        for i in range(n // 3):
+            (src / f"d{d}" / f"f{i}").write_bytes(f"file {d}/{i}\n".encode() * (i + 1))
+
+
+def rewrite_same_size_keep_mtime(path: Path) -> None:
+    st = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data[::-1] if data[::-1] != data else data.upper())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def grow(path: Path, data: bytes = b"more\n") -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def change_one_of_each_kind(src: Path) -> None:
+    """In a ``tree``: a same-size rewrite with the mtime put back, a touch only, a chmod only, a grown file,
+    a removed and an added one (borg diff: added 1, removed 1, modified 2)."""
+    rewrite_same_size_keep_mtime(src / "d0" / "f3")
+    os.utime(src / "d0" / "f4")
+    (src / "d0" / "f5").chmod(0o600)
+    grow(src / "d1" / "f0")
+    (src / "d1" / "f1").unlink()
+    (src / "d2" / "new").write_bytes(b"new file\n")
+
+
+def every_kind_of_change(jobs: Jobs, src: Path) -> None:
+    """Runs of job "job" over ``tree(src)`` through `borgwatch run`: each kind of change, each checked."""
+    first = jobs.run("job")
+    assert (first.method, first.exact, first.counts) == ("first_backup", True, Counts(added=30)), first
+    time.sleep(1.1)  # the newest file of run 1 is older than the run by more than the cmtime margin
+    # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
+    second = jobs.run("job")
+    check(jobs, second, Counts(unchanged=30), previous=first.archive)
+    change_one_of_each_kind(src)
+    check(jobs, jobs.run("job"), Counts(added=1, removed=1, modified=2, unchanged=27), previous=second.archive)
+    # the newest file of the last run changes again, and a file is removed, then re-added under its name
+    (src / "d2" / "new").write_bytes(b"new content!\n")
+    (src / "d1" / "f2").unlink()
+    check(jobs, jobs.run("job"), Counts(removed=1, modified=1, unchanged=28))
+    (src / "d1" / "f2").write_bytes(b"back again\n")
+    check(jobs, jobs.run("job"), Counts(added=1, unchanged=29))
+    check(jobs, jobs.run("job"), Counts(unchanged=30))
