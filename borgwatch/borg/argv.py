@@ -124,6 +124,14 @@ def archive_id(archive_id_hex: str) -> str:
     return f"aid:{archive_id_hex}"
 
 
+def archive_ref(name: str, archive_id_hex: str, version: BorgVersion | None = None) -> str:
+    """How later commands name the archive a create made: its name (1.x), or ``aid:ID`` (2.0: every archive
+    of a series shares the name); "" when borg 2 reported no id."""
+    if available(Feature.ARCHIVE_SERIES, version):
+        return archive_id(archive_id_hex) if archive_id_hex else ""
+    return name
+
+
 def _select(glob: str, version: BorgVersion | None) -> list[str]:
     """A 1.x ``sh:`` glob -> the option selecting the archives it matches. For 2.0 a value that
     already names a style (``aid:``, ``sh:``, ``re:``…) passes unchanged, a bare series name matches

@@ -36,7 +36,7 @@ class Feature(StrEnum):
     FILES_STATS = "files-stats"  # create --json stats.files_stats: item count per status letter
     MODERN_EXIT_CODES = "modern-exit-codes"  # specific codes (73 lock timeout, 100+ warnings)
     # <cache>/files[.SUFFIX]: msgpack (path_hash, (age, inode, size, cmtime, chunk_ids)) per regular file;
-    # 2.0 keeps one per archive series with another entry shape (borg/filescache.py refuses it for now)
+    # 2.0 keeps one per archive series with another entry shape (borg/filescache_v2.py reads it)
     FILES_CACHE_V1 = "files-cache-v1"
     EXTRACT_LIST_FLAGS = "extract-list-flags"  # extract --list: "+ PATH" restored, "- PATH" left out (2.0b23)
     # <cache>/files.<sha256(series) | SUFFIX>: (path_hash, (age, inode, size, ctime, mtime, ((id, size), ...),

@@ -10,7 +10,7 @@ cmtime it memorized (``Cache.commit``); the caller accounts for those from the `
 
 It is borg's internal format: anything this module does not recognise raises ``FilesCacheError`` (one
 line), and the caller falls back to the listing method. borg 2 keeps one cache per archive series with
-another entry shape: ``locate`` refuses it until that dialect is written here.
+another entry shape: ``locate`` refuses it (``filescache_v2`` reads it).
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ def cache_name(env: Mapping[str, str]) -> str:
 def locate(create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | None) -> Path:
     """The files cache the create that printed ``create_stdout`` (``--json``) saved, with borg's environment."""
     if version is not None and not available(Feature.FILES_CACHE_V1, version):
-        raise FilesCacheError(f"borg {version.text} keeps a files cache per archive series, which borgwatch "
-                              "does not read yet")
+        raise FilesCacheError(f"borg {version.text} keeps a files cache per archive series, which this "
+                              "reader does not read")
     try:
         data: dict[str, Any] = json.loads(create_stdout)
         cache_path, repo_id = data["cache"]["path"], data["repository"]["id"]

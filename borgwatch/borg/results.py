@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from borgwatch.borg.argv import archive_id
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.version import BorgVersion
 from borgwatch.model import ArchiveStats, RepositoryStats
@@ -104,11 +105,13 @@ def diff_changed_content(obj: dict[str, Any]) -> bool:
     return False
 
 
-def archive_names(stdout: bytes) -> list[str] | None:
-    """``borg list --json`` of a repository -> archive names in borg's (time) order; None when the
-    output is not a listing."""
+def archive_names(stdout: bytes, version: BorgVersion | None = None) -> list[str] | None:
+    """``borg list --json`` of a repository -> archive names in borg's (time) order (2.0: ``aid:ID``, as the
+    archives of a series share their name); None when the output is not a listing."""
+    series = available(Feature.ARCHIVE_SERIES, version)
     try:
-        return [str(a["name"]) for a in json.loads(stdout or b"{}").get("archives") or []]
+        return [archive_id(str(a["id"])) if series else str(a["name"])
+                for a in json.loads(stdout or b"{}").get("archives") or []]
     except (ValueError, AttributeError, KeyError, TypeError):
         return None
 

@@ -21,9 +21,6 @@ class MetricSpec:
 # What a borg 2 run leaves absent (never zero), and why; the metrics reference prints it per metric.
 BORG2_ABSENT: dict[str, str] = {
     "borgwatch_archive_compressed_bytes": "absent: borg 2 reports no compressed size",
-    "borgwatch_dataset_files": "absent: the dataset diff is off with borg 2 until it reads borg 2's files cache",
-    "borgwatch_dataset_diff_exact": "absent: the dataset diff is off with borg 2",
-    "borgwatch_dataset_diff_method": "absent: the dataset diff is off with borg 2",
     "borgwatch_repository_unique_bytes": "absent: borg 2 reports no repository totals",
     "borgwatch_repository_unique_compressed_bytes": "absent: borg 2 reports no repository totals",
     "borgwatch_repository_total_bytes": "absent: borg 2 reports no repository totals",

@@ -41,15 +41,18 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     started, t0 = time.time(), time.monotonic()
     ctx.event(Level.INFO, EventName.STAGE_STARTED, "stage diff started", stage=Stage.DIFF)
     assert ctx.result.archive is not None
-    nfiles, archive = ctx.result.archive.files, ctx.result.archive_name
+    nfiles, version = ctx.result.archive.files, ctx.plan.version
+    archive = borg_argv.archive_ref(ctx.result.archive.name, ctx.result.archive.id, version)
     previous = rec.previous_archive()
-    sealed = rec.seal(create_stdout, ctx.env.env, ctx.plan.version, nfiles, archive)
+    sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
     doubt = borg_argv.files_cache_refusal(ctx.job.extra_args) or sealed
     dataset: DatasetDiff | None = None
     why, rc = "", 0
     try:
+        if not archive:
+            raise Undecidable("borg create --json names no id of the archive it made")
         if not doubt:
-            dataset, doubt = _files_cache(ctx, rec, previous)
+            dataset, doubt = _files_cache(ctx, rec, previous, archive)
         if dataset is None:
             dataset = _compare(ctx, rec, previous, archive, nfiles)
     except Undecidable as exc:
@@ -76,7 +79,8 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     return stage
 
 
-def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str) -> tuple[DatasetDiff | None, str]:
+def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str
+                 ) -> tuple[DatasetDiff | None, str]:
     """The snapshots' merge; (None, why) on any doubt."""
     try:
         found = rec.diff()
@@ -85,7 +89,7 @@ def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str) -> tuple[
     if found is None:
         return None, "no previous snapshot of the job"
     if not found.doubt:
-        _settle(ctx, rec, found, previous)
+        _settle(ctx, rec, found, previous, archive)
     if found.doubt:
         return None, found.doubt
     ctx.result.previous_archive = previous
@@ -93,7 +97,7 @@ def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str) -> tuple[
                        removed=found.removed, error=rec.errors, method=DiffMethod.FILES_CACHE), ""
 
 
-def _settle(ctx: StageContext, rec: FilesCacheRun, found: SnapshotDiff, previous: str) -> None:
+def _settle(ctx: StageContext, rec: FilesCacheRun, found: SnapshotDiff, previous: str, archive: str) -> None:
     """The few paths only borg can judge: one borg diff restricted to them, bounded by ARG_MAX."""
     paths: dict[str, bytes] = {}
     size = 0
@@ -113,7 +117,7 @@ def _settle(ctx: StageContext, rec: FilesCacheRun, found: SnapshotDiff, previous
     if not previous:
         found.doubt = "the previous snapshot names no archive"
         return
-    argv = borg_argv.diff(ctx.borg, ctx.job.repository, previous, ctx.result.archive_name, ctx.plan.lock_wait,
+    argv = borg_argv.diff(ctx.borg, ctx.job.repository, previous, archive, ctx.plan.lock_wait,
                           [f"pf:{p}" for p in paths], version=ctx.plan.version, content_only=False)
     runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
     run = runner.spawn(argv, DIFF_TIMEOUT)
@@ -132,11 +136,11 @@ def _listed_previous(ctx: StageContext, archive: str) -> str:
     runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
     run = runner.spawn(borg_argv.list_archives(ctx.borg, ctx.job.repository, ctx.plan.lock_wait, ctx.plan.glob,
                                                version=ctx.plan.version))
-    names = archive_names(run.stdout)
+    names = archive_names(run.stdout, ctx.plan.version)
     if run.returncode != 0 or names is None or ctx.interrupted is not None:
         raise Undecidable(f"cannot list the job's archives to find the previous one (borg list rc "
                           f"{run.returncode}: {runner.first_error or 'see log'})", run.returncode)
-    older = [name for name in names if name != archive]
+    older = [name for name in names if name != archive]  # borg 2: aid:ID, as this run's archive
     return older[-1] if older else ""  # borg lists them by time
 
 
@@ -144,14 +148,14 @@ def _compare(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str,
     """The fallback against the archive the snapshot names; when that one is gone (deleted, pruned by
     hand), against the job's newest archive the repository still has."""
     if not previous:
-        return _fallback(ctx, rec, _listed_previous(ctx, archive), nfiles)
+        return _fallback(ctx, rec, _listed_previous(ctx, archive), archive, nfiles)
     try:
-        return _fallback(ctx, rec, previous, nfiles)
+        return _fallback(ctx, rec, previous, archive, nfiles)
     except Undecidable:
         listed = _listed_previous(ctx, archive)
         if not listed or listed == previous:
             raise
-        return _fallback(ctx, rec, listed, nfiles)
+        return _fallback(ctx, rec, listed, archive, nfiles)
 
 
 def _not_stopped(ctx: StageContext) -> None:
@@ -159,16 +163,16 @@ def _not_stopped(ctx: StageContext) -> None:
         raise Undecidable("borgwatch was stopped before the dataset diff could ask borg")
 
 
-def _fallback(ctx: StageContext, rec: FilesCacheRun, previous: str, nfiles: int) -> DatasetDiff:
+def _fallback(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str, nfiles: int) -> DatasetDiff:
     """One full borg diff, streamed and counted; or a first backup when the job has no previous archive."""
-    files = nfiles + rec.followers  # nfiles counts a hard-linked inode once, the dataset every name
+    files = rec.names(nfiles, ctx.plan.version)
     if not previous:
         return DatasetDiff(added=files, error=rec.errors, method=DiffMethod.FIRST_BACKUP)
     _not_stopped(ctx)
     ctx.result.previous_archive = previous
     counts = {"added": 0, "removed": 0, "modified": 0}
     runner = StageRunner(ctx, Stage.DIFF, instrumentation=True)
-    argv = borg_argv.diff(ctx.borg, ctx.job.repository, previous, ctx.result.archive_name, ctx.plan.lock_wait,
+    argv = borg_argv.diff(ctx.borg, ctx.job.repository, previous, archive, ctx.plan.lock_wait,
                           version=ctx.plan.version, content_only=False)
     with tempfile.TemporaryFile() as out:
         run = runner.spawn(argv, DIFF_TIMEOUT, stdout_file=out)

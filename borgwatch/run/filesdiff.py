@@ -19,7 +19,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
+from borgwatch.borg import filescache, filescache_v2
+from borgwatch.borg.feature import Feature, available
+from borgwatch.borg.filescache import FilesCacheError
 from borgwatch.borg.version import BorgVersion
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle_unchanged
 
@@ -38,7 +40,7 @@ class FilesCacheRun:
         self.snapshot = Snapshot.create(self.path)
         self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
         self.mtime_mode = mtime_mode
-        self.followers = 0  # h lines: names borg's nfiles does not count
+        self.followers = 0  # h lines: later names of a hard-linked inode
         self.errors = 0  # E lines: files borg could not read
 
     def record(self, status: str, path: str) -> None:
@@ -57,21 +59,32 @@ class FilesCacheRun:
 
     def seal(self, create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | None, nfiles: int,
              archive: str = "") -> str:
-        """Join borg's files cache; returns why this snapshot cannot vouch for the run ("" when it can)."""
+        """Join borg's files cache (borg 2.0.0b23: the archive series' own); returns why this snapshot cannot
+        vouch for the run ("" when it can). ``archive``: how later borg commands name this run's archive."""
         self.snapshot.set_meta(ARCHIVE_KEY, archive)
         try:
-            self.snapshot.add_cached(read_entries(locate(create_stdout, env, version)))
+            if available(Feature.FILES_CACHE_V2, version):
+                entries = filescache_v2.read_entries(filescache_v2.locate(create_stdout, env, version),
+                                                     mtime_mode=self.mtime_mode)
+            else:
+                entries = filescache.read_entries(filescache.locate(create_stdout, env, version))
+            self.snapshot.add_cached(entries)
         except FilesCacheError as exc:
             self.snapshot.seal()
             return str(exc)
         self.snapshot.seal()
-        # borg counts a hard-linked inode once; the snapshot counts every name
-        accounted = self.snapshot.files() - self.snapshot.count("SELECT count(*) FROM listed WHERE regular AND "
-                                                                "status = 'h'")
+        accounted = self.snapshot.files()
+        if not available(Feature.NFILES_EVERY_NAME, version):  # borg 1.x counts a hard-linked inode once
+            accounted -= self.snapshot.count("SELECT count(*) FROM listed WHERE regular AND status = 'h'")
         if accounted != nfiles:
             return (f"borg's files cache and listing account for {accounted} files, borg archived {nfiles} "
                     "(a file borg did not memorize, a special file, or a cache another borg rewrote)")
         return ""
+
+    def names(self, nfiles: int, version: BorgVersion | None) -> int:
+        """The regular file names of the archive whose create reported ``nfiles`` (1.x counts a hard-linked
+        inode once: its later names are the ``h`` lines)."""
+        return nfiles if available(Feature.NFILES_EVERY_NAME, version) else nfiles + self.followers
 
     def previous_archive(self) -> str:
         """The archive the job's baseline snapshot describes ("" when there is no usable baseline)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.feature import Feature, available
-from borgwatch.borg.version import BorgVersion
+from borgwatch.borg.version import BORG2_TESTED, BorgVersion
 from borgwatch.config.load import parse_duration
 from borgwatch.config.schema import Config, JobConfig
 from borgwatch.model import DiffMode, Stage
@@ -38,11 +38,12 @@ def plan_job(config: Config, job_name: str, host: str, state_dir: Path, version:
     glob = borg_argv.archive_match(job, job_name, host, version)
     stages = [Stage.CREATE]
     diff_off_why = ""
-    if job.dataset_diff != DiffMode.OFF and available(Feature.ARCHIVE_SERIES, version):
-        # borg 2 keeps no files-cache entry for files changed within 3 s before the backup started, so its
-        # "A"/"U" letters cannot vouch for the diff; off until the diff reads borg 2's files cache (#12)
-        diff_off_why = (f"jobs.{job_name}.dataset_diff is off with borg {version.text}: its file status letters "
-                        "cannot make an exact diff yet; set dataset_diff = \"off\" to silence this")
+    if (job.dataset_diff != DiffMode.OFF and available(Feature.ARCHIVE_SERIES, version)
+            and not available(Feature.FILES_CACHE_V2, version)):
+        # the diff reads borg's files cache, whose borg 2 entry shape changed during the betas: b23's is read
+        diff_off_why = (f"jobs.{job_name}.dataset_diff is off with borg {version.text}: borgwatch reads the files "
+                        f"cache of borg {BORG2_TESTED} only; install it, or set dataset_diff = \"off\" to silence "
+                        "this")
     elif job.dataset_diff != DiffMode.OFF:
         stages.append(Stage.DIFF)
     stages += [stage for stage, on in ((Stage.PRUNE, job.prune), (Stage.COMPACT, job.compact),

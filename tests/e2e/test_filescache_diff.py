@@ -13,43 +13,19 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import borg_binaries, make_repo
-from helpers.filescache_job import Counts, Job, Jobs, Step
+from helpers.filescache_job import (
+    Counts,
+    Job,
+    Jobs,
+    check,
+    every_kind_of_change,
+    grow,
+    rewrite_same_size_keep_mtime,
+    tree,
+)
 from helpers.workspace import BORGWATCH
 
 pytestmark = pytest.mark.slow
-
-
-def _tree(src: Path, n: int = 30) -> None:
-    for d in range(3):
-        (src / f"d{d}").mkdir(parents=True, exist_ok=True)
-        for i in range(n // 3):
-            (src / f"d{d}" / f"f{i}").write_bytes(f"file {d}/{i}\n".encode() * (i + 1))
-
-
-def _rewrite_same_size_keep_mtime(path: Path) -> None:
-    st = path.stat()
-    data = path.read_bytes()
-    path.write_bytes(data[::-1] if data[::-1] != data else data.upper())
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-
-
-def _grow(path: Path, data: bytes = b"more\n") -> None:
-    with open(path, "ab") as f:
-        f.write(data)
-
-
-def _check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cache", previous: str = "",
-           warned: bool = False) -> None:
-    """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
-    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
-    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
-    assert (step.method, step.exact) == (method, True), step
-    if previous:
-        assert step.previous == previous, step
-    actual = jobs.truth(step.previous, step.archive)
-    if truth is not None:
-        assert actual == truth, actual
-    assert step.counts == actual, (step.counts, actual)
 
 
 def _jobs(tmp_path: Path, borg: str, **jobs: Job) -> Jobs:
@@ -59,66 +35,47 @@ def _jobs(tmp_path: Path, borg: str, **jobs: Job) -> Jobs:
 def _job(tmp_path: Path, borg: str, extra_args: tuple[str, ...] = (), **environment: str) -> tuple[Path, Jobs]:
     """One job ("job") backing up a fresh 30-file tree."""
     src = tmp_path / "src"
-    _tree(src)
+    tree(src)
     return src, _jobs(tmp_path, borg, job=Job([src], list(extra_args), environment))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_changes_of_every_kind_match_borg_diff_run_after_run(tmp_path: Path, borg: str) -> None:
     src, jobs = _job(tmp_path, borg)
-    first = jobs.run("job")
-    assert (first.method, first.exact, first.counts) == ("first_backup", True, Counts(added=30)), first
-    time.sleep(1.1)  # the newest file of run 1 is older than the run by more than the cmtime margin
-    # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
-    _check(jobs, jobs.run("job"), Counts(unchanged=30), previous=first.archive)
-    # same-size rewrite with the mtime put back, touch only, chmod only, grown, removed, added
-    _rewrite_same_size_keep_mtime(src / "d0" / "f3")
-    os.utime(src / "d0" / "f4")
-    (src / "d0" / "f5").chmod(0o600)
-    _grow(src / "d1" / "f0")
-    (src / "d1" / "f1").unlink()
-    (src / "d2" / "new").write_bytes(b"new file\n")
-    _check(jobs, jobs.run("job"), Counts(added=1, removed=1, modified=2, unchanged=27))
-    # the newest file of the last run changes again, and a file is removed and re-added under its name
-    (src / "d2" / "new").write_bytes(b"new content!\n")
-    (src / "d1" / "f2").unlink()
-    _check(jobs, jobs.run("job"), Counts(removed=1, modified=1, unchanged=28))
-    (src / "d1" / "f2").write_bytes(b"back again\n")
-    _check(jobs, jobs.run("job"), Counts(added=1, unchanged=29))
-    _check(jobs, jobs.run("job"), Counts(unchanged=30))
+    every_kind_of_change(jobs, src)
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_hard_links_and_a_renamed_directory(tmp_path: Path, borg: str) -> None:
     src = tmp_path / "src"
-    _tree(src)
+    tree(src)
     os.link(src / "d0" / "f0", src / "d0" / "link")
     jobs = _jobs(tmp_path, borg, job=Job([src]))
     assert jobs.run("job").counts.added == 31
-    _check(jobs, jobs.run("job"), Counts(unchanged=31))
+    check(jobs, jobs.run("job"), Counts(unchanged=31))
     (src / "d1").rename(src / "moved")
-    _check(jobs, jobs.run("job"), Counts(added=10, removed=10, unchanged=21))
-    _grow(src / "d0" / "link")  # one inode, two names: both modified
-    _check(jobs, jobs.run("job"), Counts(modified=2, unchanged=29))
+    check(jobs, jobs.run("job"), Counts(added=10, removed=10, unchanged=21))
+    grow(src / "d0" / "link")  # one inode, two names: both modified
+    check(jobs, jobs.run("job"), Counts(modified=2, unchanged=29))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_two_jobs_sharing_the_repository_overlapping_and_disjoint(tmp_path: Path, borg: str) -> None:
     src, other = tmp_path / "src", tmp_path / "other"
-    _tree(src)
-    _tree(other, 6)
+    tree(src)
+    tree(other, 6)
     jobs = _jobs(tmp_path, borg, a=Job([src]), b=Job([src / "d0"]), c=Job([other]))
     for name in ("a", "b", "c", "a", "c"):
         assert jobs.run(name).rc == 0
     time.sleep(1.1)
-    _grow(src / "d0" / "f0", b"grown\n")
-    _grow(other / "d1" / "f1")
+    grow(src / "d0" / "f0", b"grown\n")
+    grow(other / "d1" / "f1")
     # b backs the change up first: borg's shared cache then says U to job a, whose snapshot still knows better
-    _check(jobs, jobs.run("b"), Counts(modified=1, unchanged=9), method="files_cache")
-    _check(jobs, jobs.run("c"), Counts(modified=1, unchanged=5))  # disjoint: a and b never touched its files
+    check(jobs, jobs.run("b"), Counts(modified=1, unchanged=9), method="files_cache")
+    check(jobs, jobs.run("c"), Counts(modified=1, unchanged=5))  # disjoint: a and b never touched its files
     step = jobs.run("a")
     # b's run memorized the file a's last run could not (its newest): then only borg diff can pair it
-    _check(jobs, step, Counts(modified=1, unchanged=29), method=step.method if step.method == "borg_diff"
+    check(jobs, step, Counts(modified=1, unchanged=29), method=step.method if step.method == "borg_diff"
            else "files_cache")
 
 
@@ -126,19 +83,19 @@ def test_two_jobs_sharing_the_repository_overlapping_and_disjoint(tmp_path: Path
 def test_another_borg_creating_into_the_repository_between_runs_cannot_fool_the_diff(tmp_path: Path,
                                                                                       borg: str) -> None:
     src, other = tmp_path / "src", tmp_path / "other"
-    _tree(src)
-    _tree(other, 6)
+    tree(src)
+    tree(other, 6)
     jobs = _jobs(tmp_path, borg, job=Job([src]))
     first = jobs.run("job")
     time.sleep(1.1)
     jobs.run("job")
     # a manual create of other files into the same repository: the job's files keep their cache entries
     jobs.repo.create("manual-other", other)
-    _rewrite_same_size_keep_mtime(src / "d2" / "f4")
-    _check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), method="files_cache")
+    rewrite_same_size_keep_mtime(src / "d2" / "f4")
+    check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), method="files_cache")
     # borgwatch exec of a create of the job's own files: borg's cache moves on to the new content
     time.sleep(1.1)
-    _grow(src / "d1" / "f3")
+    grow(src / "d1" / "f3")
     jobs.write()
     done = subprocess.run([BORGWATCH, "exec", "manual", "-c", str(jobs.config), "--", jobs.repo.borg, "create",
                            f"{jobs.repo.path}::by-hand", str(src)], env=jobs.repo.env(), capture_output=True,
@@ -147,7 +104,7 @@ def test_another_borg_creating_into_the_repository_between_runs_cannot_fool_the_
     step = jobs.run("job")
     assert step.previous != "by-hand" and step.previous != first.archive
     # whichever method: the counts are borg diff's against the job's own previous run, where f3 was shorter
-    _check(jobs, step, Counts(modified=1, unchanged=29), method=step.method if step.method == "borg_diff"
+    check(jobs, step, Counts(modified=1, unchanged=29), method=step.method if step.method == "borg_diff"
            else "files_cache")
 
 
@@ -156,42 +113,42 @@ def test_a_deleted_borg_cache_and_a_suffix_stay_exact(tmp_path: Path, borg: str)
     src, jobs = _job(tmp_path, borg, BORG_FILES_CACHE_SUFFIX="sfx7q")
     jobs.run("job")
     time.sleep(1.1)
-    _rewrite_same_size_keep_mtime(src / "d2" / "f5")
-    _check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29))
+    rewrite_same_size_keep_mtime(src / "d2" / "f5")
+    check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29))
     caches = list((jobs.repo.base_dir / ".cache" / "borg").glob("*/files.sfx7q"))
     assert caches, "the suffix names borg's files cache"
     for cache in (jobs.repo.base_dir / ".cache" / "borg").glob("*/files*"):
         cache.unlink()
-    _check(jobs, jobs.run("job"), Counts(unchanged=30))
+    check(jobs, jobs.run("job"), Counts(unchanged=30))
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_paths_excludes_a_directory_replaced_by_a_file_and_a_lost_state(tmp_path: Path, borg: str) -> None:
     src, more = tmp_path / "src", tmp_path / "more"
-    _tree(src)
+    tree(src)
     more.mkdir()
     (more / "m").write_bytes(b"m\n")
     jobs = _jobs(tmp_path, borg, job=Job([src]))
     jobs.run("job")
     time.sleep(1.1)
     jobs.jobs["job"] = Job([src, more], ["--exclude", str(src / "d2" / "f0")])  # a source path and an exclude
-    _check(jobs, jobs.run("job"), Counts(added=1, removed=1, unchanged=29))
+    check(jobs, jobs.run("job"), Counts(added=1, removed=1, unchanged=29))
     shutil.rmtree(src / "d0")
     (src / "d0").write_bytes(b"a file now\n")
-    _check(jobs, jobs.run("job"), Counts(added=1, removed=10, unchanged=20))
+    check(jobs, jobs.run("job"), Counts(added=1, removed=10, unchanged=20))
     shutil.rmtree(jobs.state_dir)
     before = jobs.run("job")
-    _check(jobs, before, Counts(unchanged=21), method="borg_diff")  # no snapshot: one full borg diff
-    _check(jobs, jobs.run("job"), Counts(unchanged=21), previous=before.archive)
+    check(jobs, before, Counts(unchanged=21), method="borg_diff")  # no snapshot: one full borg diff
+    check(jobs, jobs.run("job"), Counts(unchanged=21), previous=before.archive)
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_files_cache_disabled_falls_back_to_borg_diff_every_run(tmp_path: Path, borg: str) -> None:
     src, jobs = _job(tmp_path, borg, ("--files-cache=disabled",))
     assert jobs.run("job").method == "first_backup"
-    _rewrite_same_size_keep_mtime(src / "d0" / "f1")
-    _check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), method="borg_diff")
-    _check(jobs, jobs.run("job"), Counts(unchanged=30), method="borg_diff")
+    rewrite_same_size_keep_mtime(src / "d0" / "f1")
+    check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), method="borg_diff")
+    check(jobs, jobs.run("job"), Counts(unchanged=30), method="borg_diff")
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
@@ -199,17 +156,17 @@ def test_a_failed_create_then_a_good_one_compares_with_the_last_good_archive(tmp
     src, jobs = _job(tmp_path, borg)
     good = jobs.run("job")
     time.sleep(1.1)
-    _grow(src / "d0" / "f2")
+    grow(src / "d0" / "f2")
     moved = jobs.repo.path.with_name("repo-away")
     jobs.repo.path.rename(moved)  # the repository is unreachable: borg create fails
     failed = jobs.run("job")
     moved.rename(jobs.repo.path)
     assert failed.rc != 0 and failed.method == "" and not (jobs.state_dir / "job.snapshot.db.new").exists()
     (src / "d1" / "f1").unlink()
-    _check(jobs, jobs.run("job"), Counts(modified=1, removed=1, unchanged=28), previous=good.archive)
+    check(jobs, jobs.run("job"), Counts(modified=1, removed=1, unchanged=28), previous=good.archive)
 
 
-def _slow_tree(src: Path, megabytes: int = 24) -> None:
+def _slowtree(src: Path, megabytes: int = 24) -> None:
     big = src / "big"
     big.mkdir(parents=True)
     for i in range(megabytes // 8):
@@ -220,9 +177,9 @@ def _slow_tree(src: Path, megabytes: int = 24) -> None:
 def test_an_interrupted_create_with_a_checkpoint_then_a_good_one(tmp_path: Path, borg: str) -> None:
     src, jobs = _job(tmp_path, borg)
     good = jobs.run("job")
-    _slow_tree(src)
+    _slowtree(src)
     time.sleep(1.1)
-    _rewrite_same_size_keep_mtime(src / "d1" / "f4")
+    rewrite_same_size_keep_mtime(src / "d1" / "f4")
     jobs.jobs["job"] = Job([src], ["--checkpoint-interval", "1", "--compression", "lzma,9"])
     proc = jobs.popen("job")
     time.sleep(6)  # borg reads the big files (lzma,9: seconds each) and saves a checkpoint every second
@@ -232,9 +189,9 @@ def test_an_interrupted_create_with_a_checkpoint_then_a_good_one(tmp_path: Path,
     assert _checkpoints(jobs), "borg saved no checkpoint (nor its files cache)"
     jobs.jobs["job"] = Job([src])
     time.sleep(1.1)
-    _grow(src / "d2" / "f2")
+    grow(src / "d2" / "f2")
     step = jobs.run("job")
-    _check(jobs, step, Counts(added=3, modified=2, unchanged=28), previous=good.archive,
+    check(jobs, step, Counts(added=3, modified=2, unchanged=28), previous=good.archive,
            method=step.method if step.method == "borg_diff" else "files_cache")
 
 
@@ -246,8 +203,8 @@ def _checkpoints(jobs: Jobs) -> list[str]:
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_files_written_during_the_backup(tmp_path: Path, borg: str) -> None:
     src = tmp_path / "src"
-    _tree(src)
-    _slow_tree(src, 16)
+    tree(src)
+    _slowtree(src, 16)
     jobs = _jobs(tmp_path, borg, job=Job([src], ["--compression", "lzma,6"]))
     jobs.run("job")
     stop = threading.Event()
@@ -255,7 +212,7 @@ def test_files_written_during_the_backup(tmp_path: Path, borg: str) -> None:
     def write() -> None:  # a log appended to while borg reads the tree, and files appearing
         i = 0
         while not stop.is_set():
-            _grow(src / "d0" / "live.log", b"x" * 4096)
+            grow(src / "d0" / "live.log", b"x" * 4096)
             if i % 20 == 0:
                 (src / "d1" / f"during-{i}").write_bytes(b"%d" % i)
             i += 1
@@ -271,9 +228,9 @@ def test_files_written_during_the_backup(tmp_path: Path, borg: str) -> None:
             writer.join()
         stop.clear()
         # the files changed while borg read them: whatever borg archived, the counts are borg diff's
-        _check(jobs, step, None, method=step.method if step.method == "borg_diff" else "files_cache", warned=True)
+        check(jobs, step, None, method=step.method if step.method == "borg_diff" else "files_cache", warned=True)
     time.sleep(1.1)
-    _check(jobs, jobs.run("job"), None)  # quiet again: the method itself, exact
+    check(jobs, jobs.run("job"), None)  # quiet again: the method itself, exact
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
@@ -289,10 +246,10 @@ def test_the_normal_path_runs_no_borg_beyond_create(tmp_path: Path, borg: str) -
     jobs.repo.borg = str(only_create)
     time.sleep(1.1)
     steps = [jobs.run("job")]  # nothing changed
-    _rewrite_same_size_keep_mtime(src / "d0" / "f2")
+    rewrite_same_size_keep_mtime(src / "d0" / "f2")
     os.utime(src / "d0" / "f3")
     (src / "d1" / "f3").chmod(0o600)
-    _grow(src / "d2" / "f1")
+    grow(src / "d2" / "f1")
     (src / "d2" / "added").write_bytes(b"added\n")
     # a file written less than a second before the run that could not memorize it needs borg's verdict
     time.sleep(1.1)
@@ -302,13 +259,13 @@ def test_the_normal_path_runs_no_borg_beyond_create(tmp_path: Path, borg: str) -
     jobs.repo.borg = real
     for step, truth in zip(steps, (Counts(unchanged=30), Counts(added=1, modified=2, unchanged=28),
                                    Counts(unchanged=31)), strict=True):
-        _check(jobs, step, truth)
+        check(jobs, step, truth)
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_more_undecided_paths_than_one_borg_diff_may_take_fall_back_whole(tmp_path: Path, borg: str) -> None:
     src = tmp_path / "src"
-    _tree(src)
+    tree(src)
     many = src / ("long-directory-name-" * 8)
     many.mkdir()
     target = many / "target"
@@ -320,4 +277,4 @@ def test_more_undecided_paths_than_one_borg_diff_may_take_fall_back_whole(tmp_pa
     time.sleep(1.1)
     target.write_bytes(b"one inode, new content\n")  # every name's content changed in place
     # 2101 paths of ~300 bytes: over the bound of one restricted borg diff (ARG_MAX), so one full borg diff
-    _check(jobs, jobs.run("job"), Counts(modified=2101, unchanged=30), method="borg_diff")
+    check(jobs, jobs.run("job"), Counts(modified=2101, unchanged=30), method="borg_diff")

@@ -1,5 +1,6 @@
 """The files-cache diff with borg 2.0.0b23's per-series cache (``filescache_v2``) against ``borg2 diff``'s
-ground truth, over multi-run sequences; the create stage is not wired to it yet, ``CacheJob2`` does its part."""
+ground truth, over multi-run sequences, straight through the engine (``CacheJob2``); the same through
+`borgwatch run` is tests/e2e/test_filescache_run_borg2.py."""
 
 from __future__ import annotations
 
@@ -16,9 +17,8 @@ from helpers.filescache_engine import (
     check,
     every_kind_of_change,
     hard_links_and_a_renamed_directory,
-    rewrite_same_size_keep_mtime,
-    tree,
 )
+from helpers.filescache_job import rewrite_same_size_keep_mtime, tree
 
 pytestmark = [pytest.mark.slow, needs_borg2()]
 

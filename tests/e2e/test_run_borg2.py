@@ -25,9 +25,6 @@ from borgwatch.metrics.specs import BORG2_ABSENT
 
 pytestmark = pytest.mark.slow
 
-DIFF_OFF = "dataset_diff is off with borg 2"
-
-
 def series(ws: Workspace) -> list[dict[str, str]]:
     done = ws.borg_cmd("repo-list", "-r", str(ws.repo), "--json")
     assert done.returncode == 0, done.stderr
@@ -38,12 +35,12 @@ def test_first_and_incremental_run_publish_borg2_metrics(workspace2: Workspace) 
     ws = workspace2
     first = ws.run()
     assert first.returncode == 0, first.stderr
-    # never a wrong exact count: the diff says why it is off
-    assert_one_clear_line(first, DIFF_OFF, "dataset_diff = \"off\"")
+    assert first.stderr == ""  # the dataset diff is on for 2.0.0b23: no line says it is off
     assert ws.value("borgwatch_run_status", status="success") == 1
     assert ws.value("borgwatch_archive_files") == 60
     assert ws.value("borgwatch_archive_compressed_bytes") is None  # borg 2 does not report it: absent, not 0
-    assert ws.value("borgwatch_dataset_files", change="added") is None
+    assert ws.value("borgwatch_dataset_files", change="added") == 60
+    assert ws.value("borgwatch_dataset_diff_method", method="first_backup") == 1
     written = {name for name, _ in ws.metrics()}
     absent = {name for name, why in BORG2_ABSENT.items() if why.startswith("absent")}
     assert absent and not absent & written  # docs/metrics.md says what borg 2 leaves absent: it is
@@ -52,6 +49,9 @@ def test_first_and_incremental_run_publish_borg2_metrics(workspace2: Workspace) 
     second = ws.run()
     assert second.returncode == 0, second.stderr
     assert ws.value("borgwatch_archive_files") == 61
+    assert ws.value("borgwatch_dataset_diff_method", method="files_cache") == 1
+    assert ws.value("borgwatch_dataset_files", change="added") == 1
+    assert ws.value("borgwatch_dataset_files", change="unchanged") == 60
     assert ws.value("borgwatch_last_success_timestamp_seconds") == ws.value("borgwatch_run_end_timestamp_seconds")
     archives = series(ws)
     assert len(archives) == 2 and len({a["name"] for a in archives}) == 1  # one series, two archives

@@ -1,5 +1,5 @@
 """A job backed up by real borg straight through the files-cache engine (FilesCacheRun, no borgwatch run),
-with borg diff's ground truth beside it: the borg 2 reader's proof until the run reads borg 2's cache."""
+with borg diff's ground truth beside it: each kind of change, with borg 1.x and borg 2's per-series cache."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from borgwatch.borg import filescache_v2
 from borgwatch.borg.argv import FILES_CACHE_FILTER
 from borgwatch.borg.filescache import Entry
 from borgwatch.borg.paths import archive_path
@@ -18,7 +17,7 @@ from borgwatch.borg.version import BORG2_TESTED, BorgVersion
 from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
 from borgwatch.run.filesdiff import FilesCacheRun
 from helpers.borg import Repo
-from helpers.filescache_job import Counts
+from helpers.filescache_job import Counts, change_one_of_each_kind
 
 BORG2 = BorgVersion(2, 0, 0, BORG2_TESTED)
 
@@ -53,8 +52,7 @@ class CacheJob:
         self.runs += 1
         archive = f"{self.state.name}-{self.runs}"
         self.state.mkdir(parents=True, exist_ok=True)
-        snap_path, prev_path = self.state / "snapshot.next", self.state / "snapshot"
-        rec = FilesCacheRun(snap_path)
+        rec = FilesCacheRun(self.state / "snapshot")  # this run's is snapshot.new until promoted
         proc = subprocess.Popen([self.repo.borg, "create", "--json", "--list", "--filter", FILES_CACHE_FILTER,
                                  "--log-json", *self.extra, *self._one(archive), *map(str, self.paths)],
                                 env={**self.repo.env(), **self.env}, stdin=subprocess.DEVNULL,
@@ -69,7 +67,7 @@ class CacheJob:
         nfiles = json.loads(stdout)["archive"]["stats"]["nfiles"]
         archive = self._archive(archive, stdout)
         doubt = self._seal(rec, stdout, nfiles)
-        found = None if doubt else rec.diff(prev_path)
+        found = None if doubt else rec.diff()
         truth = self.truth(self.previous, archive) if self.previous else None
         undecided = found.undecided if found else 0
         if found is not None and not found.doubt:
@@ -82,12 +80,10 @@ class CacheJob:
         else:
             why = doubt or (found.doubt if found else "no previous snapshot")
             step = Step(archive, f"fallback: {why}", truth or Counts(), truth)
-        rec.snapshot.close()
         if doubt:  # counts that do not reconcile: no baseline (borg 2's rebuilt cache holds removed files)
-            snap_path.unlink()
-            prev_path.unlink(missing_ok=True)
+            rec.abandon(drop_baseline=True)
         else:
-            snap_path.replace(prev_path)
+            rec.promote()
         self.previous = archive
         return step
 
@@ -129,7 +125,7 @@ class CacheJob:
 @dataclass
 class CacheJob2(CacheJob):
     """The job with borg 2: one archive series (``series``), archives told apart by ``aid:``, and the
-    series' files cache read by ``filescache_v2`` (the create stage is not wired to it yet)."""
+    series' files cache read by ``FilesCacheRun.seal`` in borg 2's dialect."""
 
     series: str = "nas-home"
 
@@ -143,33 +139,7 @@ class CacheJob2(CacheJob):
         return "aid:" + json.loads(create_stdout)["archive"]["id"]
 
     def _seal(self, rec: FilesCacheRun, create_stdout: bytes, nfiles: int) -> str:
-        """``FilesCacheRun.seal`` with borg 2's reader and its nfiles, which counts every hard-link name."""
-        try:
-            path = filescache_v2.locate(create_stdout, {**self.repo.env(), **self.env}, BORG2)
-            rec.snapshot.add_cached(filescache_v2.read_entries(path, mtime_mode=rec.mtime_mode))
-        except filescache_v2.FilesCacheError as exc:
-            rec.snapshot.seal()
-            return str(exc)
-        rec.snapshot.seal()
-        accounted = rec.snapshot.files()
-        if accounted != nfiles:
-            return f"borg's files cache and listing account for {accounted} files, borg archived {nfiles}"
-        return ""
-
-
-def tree(src: Path, n: int = 30) -> None:
-    """``n`` files in three directories, each of another size."""
-    for d in range(3):
-        (src / f"d{d}").mkdir(parents=True, exist_ok=True)
-        for i in range(n // 3):
-            (src / f"d{d}" / f"f{i}").write_bytes(f"file {d}/{i}\n".encode() * (i + 1))
-
-
-def rewrite_same_size_keep_mtime(path: Path) -> None:
-    st = path.stat()
-    data = path.read_bytes()
-    path.write_bytes(data[::-1] if data[::-1] != data else data.upper())
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return rec.seal(create_stdout, {**self.repo.env(), **self.env}, BORG2, nfiles)
 
 
 def check(step: Step, truth: Counts) -> None:
@@ -186,14 +156,7 @@ def every_kind_of_change(job: CacheJob) -> None:
     assert first.method == "first" and first.counts.added == 30
     # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
     check(job.run(), Counts(unchanged=30))
-    # same-size rewrite with the mtime put back, touch only, chmod only, grown, removed, added
-    rewrite_same_size_keep_mtime(src / "d0" / "f3")
-    os.utime(src / "d0" / "f4")
-    (src / "d0" / "f5").chmod(0o600)
-    with open(src / "d1" / "f0", "ab") as f:
-        f.write(b"more\n")
-    (src / "d1" / "f1").unlink()
-    (src / "d2" / "new").write_bytes(b"new file\n")
+    change_one_of_each_kind(src)
     check(job.run(), Counts(added=1, removed=1, modified=2, unchanged=27))
     # the newest file of the last run changes again, and a file is removed and re-added under its name
     (src / "d2" / "new").write_bytes(b"new content!\n")

@@ -1,15 +1,18 @@
-"""Jobs backed up by `borgwatch run` into one real borg repository, and borg diff's ground truth beside them."""
+"""Jobs backed up by `borgwatch run` into one real borg repository (borg 1.x, or borg 2 with a ``Repo2``), and
+borg diff's ground truth beside them."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from borgwatch.borg.argv import archive_id
 from borgwatch.borg.results import diff_verdicts
-from helpers.borg import Repo
+from helpers.borg import Repo, Repo2
 from helpers.workspace import BORGWATCH
 
 NAME = "{hostname}-{job}-{now:%Y-%m-%dT%H:%M:%S.%f}"
@@ -26,7 +29,7 @@ class Counts:
 @dataclass
 class Step:
     rc: int
-    archive: str
+    archive: str  # the archive the run made (borg 2: aid:ID)
     previous: str  # the archive the run compared with
     method: str  # files_cache | borg_diff | first_backup | none
     exact: bool
@@ -48,6 +51,11 @@ class Jobs:
     repo: Repo
     root: Path
     jobs: dict[str, Job] = field(default_factory=dict)
+
+    @property
+    def borg2(self) -> bool:
+        """The repository is borg 2's: ``-r REPO``, one series per job, archives told apart as ``aid:ID``."""
+        return isinstance(self.repo, Repo2)
 
     @property
     def config(self) -> Path:
@@ -78,24 +86,92 @@ class Jobs:
     def run(self, name: str) -> Step:
         proc = self.popen(name)
         stdout, stderr = proc.communicate(timeout=600)
-        return step(proc.returncode, stdout, stderr)
+        return step(proc.returncode, stdout, stderr, self.borg2)
 
     def truth(self, old: str, new: str) -> Counts:
         """borg diff between the archives (not --content-only: it is blind to a directory replaced by a file);
         the archive's regular file names (hard links included) from borg list."""
-        out = self.repo.borg_run("diff", "--json-lines", f"{self.repo.path}::{old}", new).stdout.encode()
+        pair, one = ([f"{self.repo.path}::{old}", new], [f"{self.repo.path}::{new}"]) if not self.borg2 else \
+            (["-r", str(self.repo.path), old, new], ["-r", str(self.repo.path), new])
+        out = self.repo.borg_run("diff", "--json-lines", *pair).stdout.encode()
         counts = Counts()
         for _, verdict in diff_verdicts(out.splitlines()):
             setattr(counts, verdict, getattr(counts, verdict) + 1)
-        listing = self.repo.borg_run("list", "--json-lines", f"{self.repo.path}::{new}").stdout
+        listing = self.repo.borg_run("list", "--json-lines", *one).stdout
         files = sum(1 for line in listing.splitlines() if json.loads(line).get("type") in ("-", "h"))
         counts.unchanged = files - counts.added - counts.modified
         return counts
 
 
-def step(rc: int, stdout: str, stderr: str) -> Step:
+def step(rc: int, stdout: str, stderr: str, borg2: bool = False) -> Step:
     result = json.loads(stdout) if stdout.strip() else {}
     dataset = result.get("dataset") or {}
     counts = Counts(**{k: dataset.get(k, 0) for k in ("added", "removed", "modified", "unchanged")})
-    return Step(rc, result.get("archive_name", ""), result.get("previous_archive", ""), dataset.get("method", ""),
+    made = (result.get("archive") or {}).get("id", "")
+    archive = (archive_id(made) if made else "") if borg2 else result.get("archive_name", "")
+    return Step(rc, archive, result.get("previous_archive", ""), dataset.get("method", ""),
                 bool(dataset.get("exact")), counts, stderr)
+
+
+def check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cache", previous: str = "",
+          warned: bool = False) -> None:
+    """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
+    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
+    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
+    assert (step.method, step.exact) == (method, True), step
+    if previous:
+        assert step.previous == previous, step
+    actual = jobs.truth(step.previous, step.archive)
+    if truth is not None:
+        assert actual == truth, actual
+    assert step.counts == actual, (step.counts, actual)
+
+
+def tree(src: Path, n: int = 30) -> None:
+    """``n`` files in three directories, each of another size."""
+    for d in range(3):
+        (src / f"d{d}").mkdir(parents=True, exist_ok=True)
+        for i in range(n // 3):
+            (src / f"d{d}" / f"f{i}").write_bytes(f"file {d}/{i}\n".encode() * (i + 1))
+
+
+def rewrite_same_size_keep_mtime(path: Path) -> None:
+    st = path.stat()
+    data = path.read_bytes()
+    path.write_bytes(data[::-1] if data[::-1] != data else data.upper())
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def grow(path: Path, data: bytes = b"more\n") -> None:
+    with open(path, "ab") as f:
+        f.write(data)
+
+
+def change_one_of_each_kind(src: Path) -> None:
+    """In a ``tree``: a same-size rewrite with the mtime put back, a touch only, a chmod only, a grown file,
+    a removed and an added one (borg diff: added 1, removed 1, modified 2)."""
+    rewrite_same_size_keep_mtime(src / "d0" / "f3")
+    os.utime(src / "d0" / "f4")
+    (src / "d0" / "f5").chmod(0o600)
+    grow(src / "d1" / "f0")
+    (src / "d1" / "f1").unlink()
+    (src / "d2" / "new").write_bytes(b"new file\n")
+
+
+def every_kind_of_change(jobs: Jobs, src: Path) -> None:
+    """Runs of job "job" over ``tree(src)`` through `borgwatch run`: each kind of change, each checked."""
+    first = jobs.run("job")
+    assert (first.method, first.exact, first.counts) == ("first_backup", True, Counts(added=30)), first
+    time.sleep(1.1)  # the newest file of run 1 is older than the run by more than the cmtime margin
+    # nothing changed: the newest file of run 1 is read again (not in borg's cache) and still unchanged
+    second = jobs.run("job")
+    check(jobs, second, Counts(unchanged=30), previous=first.archive)
+    change_one_of_each_kind(src)
+    check(jobs, jobs.run("job"), Counts(added=1, removed=1, modified=2, unchanged=27), previous=second.archive)
+    # the newest file of the last run changes again, and a file is removed, then re-added under its name
+    (src / "d2" / "new").write_bytes(b"new content!\n")
+    (src / "d1" / "f2").unlink()
+    check(jobs, jobs.run("job"), Counts(removed=1, modified=1, unchanged=28))
+    (src / "d1" / "f2").write_bytes(b"back again\n")
+    check(jobs, jobs.run("job"), Counts(added=1, unchanged=29))
+    check(jobs, jobs.run("job"), Counts(unchanged=30))

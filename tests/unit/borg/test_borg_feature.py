@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from borgwatch.borg import argv
 from borgwatch.borg.feature import FEATURES, Feature, available, key
-from borgwatch.borg.results import files_stats, parse_create_json
+from borgwatch.borg.results import archive_names, files_stats, parse_create_json
 from borgwatch.borg.version import BorgVersion
 from borgwatch.config.load import parse_config
 from borgwatch.config.schema import CheckConfig, CompactConfig
+from borgwatch.model import Stage
+from borgwatch.run.plan import plan_job
 
 V12 = BorgVersion(1, 2, 4, "1.2.4")
 V14 = BorgVersion(1, 4, 3, "1.4.3")
@@ -60,6 +63,26 @@ def test_borg2_argv_takes_repo_option_and_series_names() -> None:
     # the 1.x dialect is unchanged when the version is named
     assert argv.list_archives("borg", "/r", 5, "g*", checkpoints=True, version=V12)[-3:] == [
         "g*", "--consider-checkpoints", "/r"]
+
+
+def test_the_diff_names_a_borg2_archive_by_id_and_finds_the_previous_by_id() -> None:
+    assert argv.archive_ref("nas-home", "ab12cd", B23) == "aid:ab12cd"
+    assert argv.archive_ref("nas-home", "", B23) == ""  # no id reported: nothing the diff may name
+    assert argv.archive_ref("nas-home-2026", "ab12cd", V14) == "nas-home-2026"
+    listing = json.dumps({"archives": [{"name": "nas-home", "id": "01ff"}, {"name": "nas-home", "id": "02ee"}]})
+    assert archive_names(listing.encode(), B23) == ["aid:01ff", "aid:02ee"]  # one series, two archives
+    assert archive_names(listing.encode(), V14) == ["nas-home", "nas-home"]
+
+
+def test_the_plan_turns_the_diff_on_only_for_the_borg2_whose_files_cache_it_reads() -> None:
+    config = parse_config('[jobs.home]\nrepository = "/r"\npaths = ["/home"]\n')
+    on = plan_job(config, "home", "nas", Path("/state"), B23)
+    assert Stage.DIFF in on.stages and on.diff_off_why == ""
+    off = plan_job(config, "home", "nas", Path("/state"), B21)
+    assert Stage.DIFF not in off.stages
+    assert off.diff_off_why.startswith("jobs.home.dataset_diff is off with borg 2.0.0b21: borgwatch reads the "
+                                       "files cache of borg 2.0.0b23 only")
+    assert Stage.DIFF in plan_job(config, "home", "nas", Path("/state"), V12).stages
 
 
 def test_borg2_prune_compact_check_argv() -> None:

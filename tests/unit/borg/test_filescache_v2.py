@@ -164,5 +164,6 @@ def test_borg_diff_verdicts_read_borg2_lines_and_its_type_changes() -> None:
     from borgwatch.borg.results import diff_verdicts
 
     stdout = "\n".join(json.dumps(line) for line in BORG2_DIFF).encode()
-    assert list(diff_verdicts(stdout.splitlines())) == [("src/d/f1", "modified"), ("src/e", "added"), ("src/d/new", "added"),
-                                           ("src/d/f4", "removed"), ("src/e/x", "removed"), ("src/d/f5", "removed")]
+    assert list(diff_verdicts(stdout.splitlines())) == [
+        ("src/d/f1", "modified"), ("src/e", "added"), ("src/d/new", "added"),
+        ("src/d/f4", "removed"), ("src/e/x", "removed"), ("src/d/f5", "removed")]
