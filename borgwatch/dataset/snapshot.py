@@ -191,6 +191,10 @@ class Snapshot:
         return (int(self.meta("records") or 0) - self.count("SELECT count(DISTINCT key) FROM listed")
                 + self.count("SELECT count(*) FROM listed WHERE regular"))
 
+    def followers(self) -> int:
+        """Listed hard-link followers (``h``): names of an inode borg archived once."""
+        return self.count("SELECT count(*) FROM listed WHERE regular AND status = 'h'")
+
     def unmemorized(self) -> int:
         """Listed regular files borg read but did not memorize (newest cmtime, C, h, special)."""
         return self.count("SELECT count(*) FROM listed WHERE regular AND key IS NULL")

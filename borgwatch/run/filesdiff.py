@@ -75,7 +75,7 @@ class FilesCacheRun:
         self.snapshot.seal()
         accounted = self.snapshot.files()
         if not available(Feature.NFILES_EVERY_NAME, version):  # borg 1.x counts a hard-linked inode once
-            accounted -= self.snapshot.count("SELECT count(*) FROM listed WHERE regular AND status = 'h'")
+            accounted -= self.snapshot.followers()
         if accounted != nfiles:
             return (f"borg's files cache and listing account for {accounted} files, borg archived {nfiles} "
                     "(a file borg did not memorize, a special file, or a cache another borg rewrote)")
