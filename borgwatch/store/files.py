@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 
 from borgwatch.errors import UserError
@@ -79,6 +78,8 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = Tru
     (else a crash could leave the new name with no data) and the dir after it (else the rename itself may be
     lost). Files that the next run rewrites anyway (the textfile, caches) need neither: two fsyncs, up to
     tens of ms each on a busy disk, are the largest cost left after borg exits."""
+    import tempfile  # here: the first write comes once borg runs, and tempfile imports random (~2 ms)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
