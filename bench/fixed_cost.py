@@ -65,8 +65,10 @@ def once(root: Path, code: Path | None, src: Path, n: int) -> tuple[float, Phase
         argv, extra = [sys.executable, "-m", "borgwatch", "run", "bench", "-c", str(root / "bw.toml"), "--json"], {}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0, w0 = time.perf_counter(), time.time()
+        # cwd: the variant's own dir, as a timer's is not the checkout: `python -m` puts the cwd first on
+        # sys.path, so run from the checkout every variant imported the checkout's borgwatch
         proc = subprocess.Popen(argv, env={**env(root, code), **extra}, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=err)
+                                stderr=err, cwd=root)
         _, status, usage = os.wait4(proc.pid, 0)
         wall, w1 = time.perf_counter() - t0, time.time()
         proc.returncode = os.waitstatus_to_exitcode(status)
