@@ -14,7 +14,9 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.tree import change, generate
@@ -49,19 +51,39 @@ def env(root: Path, code: Path | None) -> dict[str, str]:
     return out
 
 
-def once(root: Path, code: Path | None, src: Path, n: int) -> tuple[float, float | None]:
+@dataclass
+class Phases:
+    before: float  # wall: borgwatch's exec to borg's start
+    after: float  # wall: borg's exit to borgwatch's exit
+    cpu: float  # borgwatch's own CPU (user + system), borg's excluded
+
+
+def once(root: Path, code: Path | None, src: Path, n: int) -> tuple[float, Phases | None]:
     if code is None:
         argv, extra = [BORG, "create", f"{root}/repo::a{n:04d}", str(src)], {"BORG_PASSPHRASE": PASSPHRASE}
     else:
         argv, extra = [sys.executable, "-m", "borgwatch", "run", "bench", "-c", str(root / "bw.toml"), "--json"], {}
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, env={**env(root, code), **extra}, stdin=subprocess.DEVNULL, capture_output=True)
-    wall = time.perf_counter() - t0
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0, w0 = time.perf_counter(), time.time()
+        # cwd: the variant's own dir, as a timer's is not the checkout: `python -m` puts the cwd first on
+        # sys.path, so run from the checkout every variant imported the checkout's borgwatch
+        proc = subprocess.Popen(argv, env={**env(root, code), **extra}, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=err, cwd=root)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall, w1 = time.perf_counter() - t0, time.time()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode not in (0, 1):
-        raise SystemExit(f"{argv[:4]} failed ({proc.returncode}): {proc.stderr[-500:]!r}")
+        raise SystemExit(f"{argv[:4]} failed ({proc.returncode}): {stderr[-500:]!r}")
     if code is None:
         return wall, None
-    return wall, next(s["duration_seconds"] for s in json.loads(proc.stdout)["stages"] if s["name"] == "create")
+    result = json.loads(stdout)
+    create = next(s for s in result["stages"] if s["name"] == "create")
+    borg_cpu = result["resources"]["cpu_user_seconds"] + result["resources"]["cpu_system_seconds"]
+    return wall, Phases(create["started_at"] - w0, w1 - create["started_at"] - create["duration_seconds"],
+                        usage.ru_utime + usage.ru_stime - borg_cpu)
 
 
 def main(argv: list[str]) -> None:
@@ -79,26 +101,32 @@ def main(argv: list[str]) -> None:
         once(roots[name], code, src, 0)  # first backups, not timed
     names = list(codes)
     walls: dict[str, list[float]] = {n: [] for n in names}
-    outside: dict[str, list[float]] = {n: [] for n in names}
+    phases: dict[str, list[Phases]] = {n: [] for n in names}
     loads = []
     for r in range(rounds):
         change(src, FILES, r + 1, 1)
         for name in names[r % len(names):] + names[:r % len(names)]:
-            wall, borg = once(roots[name], codes[name], src, r + 1)
+            wall, phase = once(roots[name], codes[name], src, r + 1)
             walls[name].append(wall)
-            if borg is not None:
-                outside[name].append(wall - borg)
+            if phase is not None:
+                phases[name].append(phase)
         loads.append(os.getloadavg()[0])
     print(f"{rounds} rounds, {FILES} files; load average (1 min) median {statistics.median(loads):.2f} "
           f"(min {min(loads):.2f}, max {max(loads):.2f}), {os.cpu_count()} CPUs")
     base = walls["create"]
     for name in names:
         line = f"{name:14s} median {statistics.median(walls[name]):.3f} s"
-        if outside[name]:
+        if phases[name]:
             ratio = statistics.median(a / b for a, b in zip(walls[name], base, strict=True))
             delta = statistics.median(a - b for a, b in zip(walls[name], base, strict=True))
+
+            def ms(values: list[float]) -> str:
+                return f"{statistics.median(values) * 1000:.0f} ms"
+
             line += (f"  ratio {ratio:.3f}  delta {delta * 1000:+.0f} ms  outside borg "
-                     f"{statistics.median(outside[name]) * 1000:.0f} ms")
+                     f"{ms([p.before + p.after for p in phases[name]])} (before "
+                     f"{ms([p.before for p in phases[name]])}, after {ms([p.after for p in phases[name]])}; "
+                     f"own CPU {ms([p.cpu for p in phases[name]])})")
         print(line)
 
 

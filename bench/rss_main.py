@@ -24,9 +24,9 @@ def main() -> int:
     sys.argv[0] = "borgwatch"
     code: int | str | None = 0
     try:
-        from borgwatch.cli import main as cli
+        from borgwatch.entry import main as cli  # the console script's entry point
 
-        cli()
+        code = cli()
     except SystemExit as exc:
         code = exc.code
     finally:

@@ -1,3 +1,5 @@
-from borgwatch.cli import main
+import sys
 
-main()
+from borgwatch.entry import main
+
+sys.exit(main())

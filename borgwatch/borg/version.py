@@ -48,7 +48,7 @@ def detect_version(borg_path: str, env: dict[str, str], cache_dir: Path | None =
     if cache is not None and key:
         body = json.dumps({"key": key, "version": [version.major, version.minor, version.patch, version.text]})
         with contextlib.suppress(OSError):
-            atomic_write(cache, body.encode(), 0o644)
+            atomic_write(cache, body.encode(), 0o644, durable=False)  # lost: asked again, once
     return version
 
 

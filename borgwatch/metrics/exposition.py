@@ -60,5 +60,9 @@ def render_text(registry: CollectorRegistry) -> bytes:
 
 
 def write_textfile(path: Path, registry: CollectorRegistry) -> None:
-    """Atomically replace ``path``: temp file (not ending in .prom) in the same dir, fsync, 0644, rename."""
-    atomic_write(path, render_text(registry), mode=0o644)
+    """Atomically replace ``path``: temp file (not ending in .prom) in the same dir, 0644, rename.
+
+    No fsync: node_exporter only needs the rename to be atomic (it never reads a half-written file), and
+    after a power loss the worst case is the previous run's file or an empty one (no series, until the next
+    run rewrites it), never a torn one; the state file is what must survive (``store/state.py``)."""
+    atomic_write(path, render_text(registry), mode=0o644, durable=False)

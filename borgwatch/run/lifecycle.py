@@ -74,12 +74,13 @@ class RunMarker:
 
 
 class SinkStarter:
-    """Runs the sinks' ``on_start`` in a thread, once borg runs: never on the path that reads borg's
-    stream (a Loki answering one byte a second stalled borg itself). The record sinks go first, so
-    ``in_progress 1`` is written at once whatever the network does."""
+    """Makes the sinks (``make``) once borg runs and runs their ``on_start`` in a thread: never on the path
+    that reads borg's stream (a Loki answering one byte a second stalled borg itself). The record sinks go
+    first, so ``in_progress 1`` is written at once whatever the network does."""
 
-    def __init__(self, sinks: list[Sink], result: RunResult, problems: list[str]) -> None:
-        self.sinks = sorted(sinks, key=lambda s: s.phase != Phase.RECORD)
+    def __init__(self, make: Callable[[], list[Sink]], result: RunResult, problems: list[str]) -> None:
+        self._make = make
+        self.sinks: list[Sink] = []  # in run order, once started
         self.result = result
         self.problems = problems
         self.done: set[str] = set()  # sinks whose on_start returned
@@ -89,11 +90,12 @@ class SinkStarter:
     def start(self) -> None:
         """Idempotent: called each time a borg starts, and once more when none did."""
         if self._thread is None:
+            self.sinks = self._make()
             self._thread = threading.Thread(target=self._run, name="borgwatch-sink-start", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:
-        for sink in self.sinks:
+        for sink in sorted(self.sinks, key=lambda s: s.phase != Phase.RECORD):
             if sink.phase != Phase.RECORD:
                 self.recorded.set()
             notify([sink], "on_start", self.result, self.problems)

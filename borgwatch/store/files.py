@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 
 from borgwatch.errors import UserError
@@ -70,21 +69,31 @@ def open_nofollow(path: Path, flags: int, mode: int = 0o600) -> int:
     return fd
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, mode: int = 0o600, durable: bool = True) -> None:
     """Replace ``path``: temp file (O_EXCL, never through a symlink, not matching ``*.prom``) in the same
-    dir, fsync, exact ``mode``, rename, fsync the dir. The temp file never outlives a failure."""
+    dir, exact ``mode``, rename. The temp file never outlives a failure, and no reader ever sees a torn file:
+    the rename is atomic, so a killed writer leaves the old file (and a temp the next write removes).
+
+    ``durable``: the file survives a power loss once this returns: its data is fsynced before the rename
+    (else a crash could leave the new name with no data) and the dir after it (else the rename itself may be
+    lost). Files that the next run rewrites anyway (the textfile, caches) need neither: two fsyncs, up to
+    tens of ms each on a busy disk, are the largest cost left after borg exits."""
+    import tempfile  # here: the first write comes once borg runs, and tempfile imports random (~2 ms)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fchmod(fh.fileno(), mode)
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def remove_stale_temps(path: Path) -> int:

@@ -144,6 +144,8 @@ def save_state(state_dir: Path, job: str, state: JobState) -> None:
     path = state_path(state_dir, job)
     remove_stale_temps(path)  # the job's lock is held: any temp file of this job is a killed run's
     data = json.dumps({"version": STATE_VERSION, **asdict(state)}, indent=1, sort_keys=True)
+    # durable (both fsyncs): the only record of the last success, the counters and the diff's baseline; a
+    # run that has exited must not come undone, nor the file be emptied, by a power loss
     atomic_write(path, data.encode("utf-8"))
 
 

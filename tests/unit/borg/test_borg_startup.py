@@ -7,12 +7,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from borgwatch.borg.env import BorgEnv
-from borgwatch.borg.process import BorgProcess, _ExitWaiter
+from borgwatch.borg.process import BorgProcess, _descendants, _ExitWaiter
 from borgwatch.borg.version import detect_version
 
 CACHE = "borg-version.json"
@@ -122,3 +123,32 @@ def test_io_of_a_borg_shorter_than_one_sample_is_counted(tmp_path: Path) -> None
     assert run.returncode == 0 and run.stdout.strip() == b"{}"
     assert run.resources.read_bytes >= 3_000_000
     assert run.resources.cpu_user_seconds + run.resources.cpu_system_seconds > 0
+
+
+def test_the_family_of_borg_is_found_without_reading_every_process() -> None:
+    """borg's descendants (an ssh, and its children) as psutil finds them by reading every process."""
+    import psutil
+
+    tree = subprocess.Popen(["sh", "-c", "sleep 60 & (sleep 61 & sleep 62; true) & wait"])
+    try:
+        deadline = time.monotonic() + 10
+        while len(psutil.Process(tree.pid).children(recursive=True)) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        expected = {p.pid for p in psutil.Process(tree.pid).children(recursive=True)}
+        assert len(expected) == 4
+        found = _descendants(tree.pid)
+        assert found is not None and {p.pid for p in found} == expected
+    finally:
+        for p in psutil.Process(tree.pid).children(recursive=True):
+            p.kill()
+        tree.kill()
+        tree.wait()
+
+
+def test_the_memory_of_borgs_children_is_counted() -> None:
+    """borg and its ssh at once: their sum, which only the sampler sees (the kernel keeps each one's peak)."""
+    child = "x = bytearray(60 << 20); import time; time.sleep(1.5)"
+    script = f"import subprocess, sys; x = bytearray(60 << 20); subprocess.run([sys.executable, '-c', {child!r}])"
+    run = BorgProcess([sys.executable, "-c", script], BorgEnv(dict(os.environ))).run(lambda _event: None)
+    assert run.returncode == 0
+    assert run.resources.max_rss_bytes >= 120 << 20

@@ -4,6 +4,7 @@ streams recorded from borg 1.4: exit status, warning policy, stage skipping, sig
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -198,3 +199,30 @@ def test_a_dropped_event_never_changes_a_kept_one(tmp_path: Path, fake: Fake) ->
     assert result.events_dropped == 1 and result.warnings == 1
     assert [e.time for e in result.events] == [1.0] * MAX_EVENTS
     assert result.events[-1].message == f"/f{MAX_EVENTS - 1}"
+
+
+def test_a_new_job_in_a_known_state_dir_does_not_ask_borg_its_version(fake: Fake, tmp_path: Path) -> None:
+    """The first backup of a job pays no `borg --version` when another job of the state dir already asked
+    this binary; a new binary (an upgrade) is asked again."""
+    asked = tmp_path / "asked.log"
+
+    def install_borg() -> Path:
+        new = tmp_path / "borg.new"
+        new.write_text(f'#!/bin/sh\n[ "$1" = --version ] && echo asked >> {asked}\nexec {FAKEBORG} "$@"\n')
+        new.chmod(0o755)
+        os.replace(new, tmp_path / "borg")  # as a package upgrade does: a new file
+        return tmp_path / "borg"
+
+    borg = install_borg()
+    fake.config.write_text(fake.config.read_text().replace(str(FAKEBORG), str(borg)))
+    config = load_config(str(fake.config))
+    assert run_job(config, "home").exit_code == 0
+    assert asked.read_text().splitlines() == ["asked"]
+    config.jobs["second"] = config.jobs["home"]  # a job added to the config later
+    outcome = run_job(config, "second")
+    assert outcome.exit_code == 0 and outcome.result.borg_version == "1.4.5"
+    assert asked.read_text().splitlines() == ["asked"]
+    install_borg()
+    config.jobs["third"] = config.jobs["home"]
+    assert run_job(config, "third").exit_code == 0
+    assert asked.read_text().splitlines() == ["asked", "asked"]
