@@ -34,10 +34,10 @@ from pathlib import Path
 from borgwatch.dataset import records
 from borgwatch.dataset.records import RECORD, Sorter
 
-SCHEMA = "2"  # 1: one SQLite row per cached file
+SCHEMA = "3"  # 1: one SQLite row per cached file; 2: no own digests
 BATCH = 5000
 REGULAR = ("A", "M", "C", "h")  # statuses of regular files (special files read as files show A or M too)
-INODE_SLOTS = (1 << 20) - 1  # the listed A/M inodes as a 1 MB bitmap: only their records are looked up
+INODE_SLOTS = (1 << 20) - 1  # the listed A/M/h inodes as a 1 MB bitmap: only their records are looked up
 INT64 = (1 << 63) - 1
 
 
@@ -73,7 +73,7 @@ class Snapshot:
             "CREATE TABLE IF NOT EXISTS cached(bucket INTEGER PRIMARY KEY, data BLOB NOT NULL);"
             # a rowid table: its rows are updated in place when bridged (100k files: 30 % faster than WITHOUT ROWID)
             "CREATE TABLE IF NOT EXISTS listed(pkey BLOB UNIQUE, path BLOB NOT NULL, status TEXT, "
-            "regular INTEGER, inode INTEGER, size INTEGER, cmtime INTEGER, key BLOB, digest BLOB);"
+            "regular INTEGER, inode INTEGER, size INTEGER, cmtime INTEGER, key BLOB, digest BLOB, own BLOB);"
         )
 
     @classmethod
@@ -126,7 +126,7 @@ class Snapshot:
             self._flush()
 
     def _flush(self) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO listed VALUES (?,?,?,?,?,?,?,NULL,NULL)", self._listed)
+        self.db.executemany("INSERT OR REPLACE INTO listed VALUES (?,?,?,?,?,?,?,NULL,NULL,NULL)", self._listed)
         self._listed.clear()
 
     def add_cached(self, entries: Iterable[tuple[bytes, bytes, int, int, int]]) -> None:
@@ -140,7 +140,7 @@ class Snapshot:
         sorter, pack = self._sorter, RECORD.pack
         append = [bucket.append for bucket in sorter.pending]  # the buckets are cleared in place when spilled
         slots = bytearray(INODE_SLOTS + 1)
-        for (inode,) in self.db.execute("SELECT inode FROM listed WHERE regular AND status IN ('A','M')"):
+        for (inode,) in self.db.execute("SELECT inode FROM listed WHERE regular AND status IN ('A','M','h')"):
             slots[inode & INODE_SLOTS] = 1
         candidates: list[tuple[bytes, bytes, int, int, int]] = []
         entries = iter(entries)
@@ -175,6 +175,11 @@ class Snapshot:
             self.db.execute("UPDATE listed SET key = c.key, digest = c.digest FROM temp.cand c WHERE listed.regular "
                             "AND listed.status IN ('A','M') AND c.inode = listed.inode AND c.size = listed.size "
                             "AND c.cmtime = listed.cmtime")
+            # a follower (h) names an inode borg archived once: its content is that inode's memorized entry's
+            # when the entry still matches its lstat; the key stays the leader's, so files() counts it once
+            self.db.execute("UPDATE listed SET digest = (SELECT CASE WHEN count(DISTINCT c.digest) = 1 THEN "
+                            "min(c.digest) END FROM temp.cand c WHERE c.inode = listed.inode AND c.size = "
+                            "listed.size AND c.cmtime = listed.cmtime) WHERE regular AND status = 'h'")
             self.db.execute("DROP TABLE temp.cand")
         self.db.execute("CREATE INDEX listed_key ON listed(key) WHERE key IS NOT NULL")
         self.set_meta("records", str(total))
@@ -328,24 +333,3 @@ def settle(cur: Snapshot, found: SnapshotDiff, verdicts: Mapping[bytes, str]) ->
             found.unchanged += 1
     found.undecided = 0
 
-
-def settle_unchanged(prev_path: Path, cur: Snapshot, found: SnapshotDiff, settled_before_ns: int) -> None:
-    """Decide, without borg, the undecided pairs of the last ``diff`` whose file kept its inode, size and
-    cmtime from the previous run's lstat to this one's (borg's own files-cache test), neither read while it
-    changed (``C``), and whose cmtime was older than ``settled_before_ns`` when the previous run looked: a
-    write after that look would have moved the cmtime. Mostly the newest file of each run, which borg's
-    cache leaves out; they count unchanged and leave the undecided set."""
-    db = cur.db
-    db.execute("ATTACH DATABASE ? AS prev", (str(prev_path),))
-    try:
-        db.execute("CREATE TEMP TABLE same AS SELECT u.path FROM temp.undecided u JOIN main.listed c "
-                   "ON c.path = u.path JOIN prev.listed p ON p.pkey = c.pkey WHERE u.kind = 'content' "
-                   "AND c.regular AND p.regular AND c.status != 'C' AND p.status != 'C' AND c.inode = p.inode "
-                   "AND c.size = p.size AND c.cmtime = p.cmtime AND p.cmtime < ?", (settled_before_ns,))
-        n = db.execute("SELECT count(*) FROM temp.same").fetchone()[0]
-        db.execute("DELETE FROM temp.undecided WHERE path IN (SELECT path FROM temp.same)")
-        found.unchanged += n
-        found.undecided -= n
-    finally:
-        db.execute("DROP TABLE IF EXISTS temp.same")
-        db.execute("DETACH DATABASE prev")

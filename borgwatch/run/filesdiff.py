@@ -23,7 +23,8 @@ from borgwatch.borg import filescache, filescache_v2
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.filescache import FilesCacheError
 from borgwatch.borg.version import BorgVersion
-from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle_unchanged
+from borgwatch.dataset.decide import decide, own_digests
+from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
 
 ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
 STARTED_KEY = "started_ns"  # snapshot meta: before borg create started (every lstat of the run is later)
@@ -79,7 +80,13 @@ class FilesCacheRun:
         if accounted != nfiles:
             return (f"borg's files cache and listing account for {accounted} files, borg archived {nfiles} "
                     "(a file borg did not memorize, a special file, or a cache another borg rewrote)")
+        if not self.mtime_mode:  # the page cache is warm: borg just read these files
+            own_digests(self.snapshot, self._before())
         return ""
+
+    def _before(self, snap: Snapshot | None = None) -> int:
+        """A run's start less the margin: a ctime older than this was not written during that run."""
+        return int((snap or self.snapshot).meta(STARTED_KEY) or 0) - CMTIME_MARGIN_NS
 
     def names(self, nfiles: int, version: BorgVersion | None) -> int:
         """The regular file names of the archive whose create reported ``nfiles`` (1.x counts a hard-linked
@@ -98,18 +105,18 @@ class FilesCacheRun:
 
     def diff(self, previous: Path | None = None) -> SnapshotDiff | None:
         """Against the previous run's snapshot (the baseline by default); None when there is none. The
-        undecided pairs borg's own test (inode, size, ctime unchanged) can decide are settled here."""
+        undecided pairs the snapshots prove (``dataset/decide.py``) are decided here, the rest left to borg."""
         prev = Snapshot.open(previous or self.baseline)
         if prev is None:
             return None
         try:
             found = diff(prev, self.snapshot)
-            started = prev.meta(STARTED_KEY)
+            prev_before = self._before(prev) if prev.meta(STARTED_KEY) else None
         finally:
             prev.close()
         # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
-        if not found.doubt and found.undecided and started and not self.mtime_mode:
-            settle_unchanged(previous or self.baseline, self.snapshot, found, int(started) - CMTIME_MARGIN_NS)
+        if not found.doubt and found.undecided and prev_before is not None and not self.mtime_mode:
+            decide(previous or self.baseline, self.snapshot, found, prev_before, self._before())
         return found
 
     def promote(self) -> None:
