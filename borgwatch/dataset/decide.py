@@ -23,6 +23,16 @@ lstat leaves a ctime after the run's start (never proven); a ``touch -d`` moves 
   way and compares. The hash is kept only when the file's fstat before and after the read equals the listed
   lstat (inode, size, ctime): the bytes read are the bytes borg archived. A guard that fails, an unreadable
   file or one over the limit leaves no digest, and borg decides.
+
+An unpaired file borg did not memorize counts added, but borg must confirm it is new while the diff counts
+a previous name removed: that name may be this file's, under a key only borg can compute. ``decide_new``
+confirms it instead when every name counted removed is a previous record whose key borg's files cache still
+holds as an *older* entry after the create. borg resets the age of every entry whose path it visits (read,
+or trusted unchanged) and drops the ones it memorized as newest, so an older entry names a path this run did
+not visit: not this file, which borg read. A visit that leaves the old entry aged (a file changed while read,
+``C``; a hard-link follower, ``h``) is not decided this way, nor a run with an inode pairing, nor one whose
+older keys were too many to keep (``aged`` is None then). None of this depends on ctime: it holds in mtime
+mode too.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import stat
 from pathlib import Path
 from typing import NamedTuple
 
+from borgwatch.dataset import records
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff
 
 # the re-read must stay within the page cache borg just filled and cost less than the borg diff it saves
@@ -148,3 +159,25 @@ def _verdict(now: Side, then: Side, prev_before: int, cur_before: int) -> bool |
     if sized and now.size != then.size:
         return False
     return None
+
+
+def decide_new(prev: Snapshot, cur: Snapshot, found: SnapshotDiff, aged: list[bytes] | None) -> None:
+    """Confirm the unpaired files of the last ``diff`` as new (they count added already) when every name it
+    counts removed is a previous record borg's cache holds as an older entry (``aged``: their keys)."""
+    db = cur.db
+    statuses = {s for (s,) in db.execute("SELECT l.status FROM temp.undecided u JOIN listed l ON l.path = "
+                                         "u.path WHERE u.kind = 'new'")}
+    if aged is None or not statuses or not statuses <= {"A", "M"} or db.execute(
+            "SELECT count(*) FROM temp.undecided WHERE kind = 'inode'").fetchone()[0]:
+        return
+    if _held(prev, aged) == found.removed:
+        db.execute("DELETE FROM temp.undecided WHERE kind = 'new'")
+
+
+def _held(prev: Snapshot, keys: list[bytes]) -> int:
+    """How many of ``keys`` the previous snapshot has records of (one pass over its buckets)."""
+    by_bucket: dict[int, list[bytes]] = {}
+    for key in keys:
+        by_bucket.setdefault(key[0], []).append(key)
+    return sum(records.contains(data, key) for bucket, data in enumerate(records.buckets(prev.db))
+               for key in by_bucket.get(bucket, ()))

@@ -23,7 +23,7 @@ from borgwatch.borg import filescache, filescache_v2
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.filescache import FilesCacheError
 from borgwatch.borg.version import BorgVersion
-from borgwatch.dataset.decide import decide, own_digests
+from borgwatch.dataset.decide import decide, decide_new, own_digests
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
 
 ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
@@ -43,6 +43,7 @@ class FilesCacheRun:
         self.mtime_mode = mtime_mode
         self.followers = 0  # h lines: later names of a hard-linked inode
         self.errors = 0  # E lines: files borg could not read
+        self.aged: list[bytes] | None = None  # the keys of the files cache's older entries (borg 1.x)
 
     def record(self, status: str, path: str) -> None:
         raw = os.fsencode(path)
@@ -68,7 +69,8 @@ class FilesCacheRun:
                 entries = filescache_v2.read_entries(filescache_v2.locate(create_stdout, env, version),
                                                      mtime_mode=self.mtime_mode)
             else:
-                entries = filescache.read_entries(filescache.locate(create_stdout, env, version))
+                self.aged = []
+                entries = filescache.read_entries(filescache.locate(create_stdout, env, version), aged=self.aged)
             self.snapshot.add_cached(entries)
         except FilesCacheError as exc:
             self.snapshot.seal()
@@ -111,12 +113,14 @@ class FilesCacheRun:
             return None
         try:
             found = diff(prev, self.snapshot)
-            prev_before = self._before(prev) if prev.meta(STARTED_KEY) else None
+            # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
+            if not found.doubt and found.undecided and prev.meta(STARTED_KEY) and not self.mtime_mode:
+                decide(previous or self.baseline, self.snapshot, found, self._before(prev), self._before())
+            if not found.doubt and found.removed:
+                complete = self.aged is not None and len(self.aged) < filescache.AGED_KEYS
+                decide_new(prev, self.snapshot, found, self.aged if complete else None)
         finally:
             prev.close()
-        # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
-        if not found.doubt and found.undecided and prev_before is not None and not self.mtime_mode:
-            decide(previous or self.baseline, self.snapshot, found, prev_before, self._before())
         return found
 
     def promote(self) -> None:
