@@ -30,9 +30,10 @@ confirms it instead when every name counted removed is a previous record whose k
 holds as an *older* entry after the create. borg resets the age of every entry whose path it visits (read,
 or trusted unchanged) and drops the ones it memorized as newest, so an older entry names a path this run did
 not visit: not this file, which borg read. A visit that leaves the old entry aged (a file changed while read,
-``C``; a hard-link follower, ``h``) is not decided this way, nor a run with an inode pairing, nor one whose
-older keys were too many to keep (``aged`` is None then). None of this depends on ctime: it holds in mtime
-mode too.
+``C``; a hard-link follower, ``h``) is not decided this way, nor a run whose older keys were too many to
+keep (``aged`` is None then). A file paired by inode with a previous record (rewritten in place, or a new
+file on a reused inode) is the latter when that record's key is an older entry, under the same proof. None
+of this depends on ctime: it holds in mtime mode too.
 """
 
 from __future__ import annotations
@@ -162,16 +163,22 @@ def _verdict(now: Side, then: Side, prev_before: int, cur_before: int) -> bool |
 
 
 def decide_new(prev: Snapshot, cur: Snapshot, found: SnapshotDiff, aged: list[bytes] | None) -> None:
-    """Confirm the unpaired files of the last ``diff`` as new (they count added already) when every name it
-    counts removed is a previous record borg's cache holds as an older entry (``aged``: their keys)."""
+    """Confirm the unpaired files of the last ``diff`` as new (they count added already), and its inode
+    pairings as a new file beside a removed one, when every name then counted removed is a previous record
+    borg's cache holds as an older entry (``aged``: their keys)."""
     db = cur.db
-    statuses = {s for (s,) in db.execute("SELECT l.status FROM temp.undecided u JOIN listed l ON l.path = "
-                                         "u.path WHERE u.kind = 'new'")}
-    if aged is None or not statuses or not statuses <= {"A", "M"} or db.execute(
-            "SELECT count(*) FROM temp.undecided WHERE kind = 'inode'").fetchone()[0]:
+    rows = db.execute("SELECT u.kind, u.target, l.status FROM temp.undecided u JOIN listed l ON l.path = u.path "
+                      "WHERE u.kind IN ('new', 'inode')").fetchall()
+    if aged is None or not rows or any(status not in ("A", "M") for _, _, status in rows):
         return
-    if _held(prev, aged) == found.removed:
-        db.execute("DELETE FROM temp.undecided WHERE kind = 'new'")
+    older = set(aged)
+    reused = [target for kind, target, _ in rows if kind == "inode"]  # the removed file's inode, reused
+    if not older.issuperset(reused) or _held(prev, aged) != found.removed + len(reused):
+        return
+    db.execute("DELETE FROM temp.undecided WHERE kind IN ('new', 'inode')")
+    found.added += len(reused)
+    found.removed += len(reused)
+    found.undecided -= len(reused)
 
 
 def _held(prev: Snapshot, keys: list[bytes]) -> int:

@@ -217,7 +217,8 @@ def diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
     """The previous archive's regular files against this one's, by name: a merge of the sorted records (names
     by borg's key), then the listed names left over, by path key or inode. A previous snapshot that cannot be
     read through is a doubt."""
-    cur.db.executescript("DROP TABLE IF EXISTS temp.undecided; CREATE TEMP TABLE undecided(path BLOB, kind TEXT);"
+    cur.db.executescript("DROP TABLE IF EXISTS temp.undecided; "
+                         "CREATE TEMP TABLE undecided(path BLOB, kind TEXT, target BLOB);"
                          "DROP TABLE IF EXISTS temp.cur_only; "
                          "CREATE TEMP TABLE cur_only(key BLOB PRIMARY KEY) WITHOUT ROWID;")
     try:
@@ -247,7 +248,7 @@ def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
     # a record only this run has is a new name, unless a listed name owns it: that one may pair by path
     out.added = new_keys - cur.count("SELECT count(DISTINCT key) FROM listed WHERE key IN temp.cur_only")
     paired: set[bytes] = set()  # previous names paired by path or inode ("k" + borg's key, or "p" + path key)
-    undecided: list[tuple[bytes, str]] = []
+    undecided: list[tuple[bytes, str, bytes | None]] = []
     unpaired: list[bytes] = []
     twice = via_inode = False
     for pkey, path, key, digest, inode in db.execute(
@@ -273,7 +274,7 @@ def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
         paired.add(name)
         if digest is None or row[1] is None:
             out.undecided += 1
-            undecided.append((path, kind))
+            undecided.append((path, kind, target if kind == "inode" else None))
         elif digest == row[1]:
             out.unchanged += 1
         else:
@@ -288,8 +289,8 @@ def _diff(prev: Snapshot, cur: Snapshot) -> SnapshotDiff:
     elif out.removed or via_inode:
         # an unpaired file borg did not memorize may be a removed name under a key only borg can compute
         # (another borg dropped it from the shared cache): borg must confirm it is new
-        undecided += [(path, "new") for path in unpaired]
-    db.executemany("INSERT INTO temp.undecided VALUES (?, ?)", undecided)
+        undecided += [(path, "new", None) for path in unpaired]
+    db.executemany("INSERT INTO temp.undecided VALUES (?, ?, ?)", undecided)
     return out
 
 

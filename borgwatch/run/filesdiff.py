@@ -116,7 +116,7 @@ class FilesCacheRun:
             # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
             if not found.doubt and found.undecided and prev.meta(STARTED_KEY) and not self.mtime_mode:
                 decide(previous or self.baseline, self.snapshot, found, self._before(prev), self._before())
-            if not found.doubt and found.removed:
+            if not found.doubt:
                 complete = self.aged is not None and len(self.aged) < filescache.AGED_KEYS
                 decide_new(prev, self.snapshot, found, self.aged if complete else None)
         finally:

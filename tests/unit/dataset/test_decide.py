@@ -172,3 +172,21 @@ def test_a_follower_or_changed_while_read_file_is_never_confirmed_new(tmp_path: 
         assert len(list(undecided_paths(cur))) == 1
         prev.close()
         cur.close()
+
+
+def test_a_new_file_on_the_removed_files_inode_is_new_when_that_key_is_an_older_entry(tmp_path: Path) -> None:
+    gone = tmp_path / "gone"
+    gone.write_bytes(b"gone\n")
+    ino = os.lstat(gone).st_ino
+    prev = _run(tmp_path, "1", {}, [gone])
+    cur = Snapshot.create(tmp_path / "2")  # gone removed; "new" got its inode, as ext4 hands it out again
+    st = os.stat_result((os.lstat(gone).st_mode, ino, 1, 1, 0, 0, 4, 0, 0, 0, 0, 0, 5, 5))
+    cur.add_listed("A", b"/new", st, 5)
+    cur.add_cached((n.to_bytes(16, "big"), b"o" * 16, 900 + n, 1, 1) for n in range(3))
+    cur.seal()
+    found = diff(prev, cur)
+    assert found == SnapshotDiff(unchanged=3, undecided=1)  # paired by inode: rewritten in place, or new?
+    decide_new(prev, cur, found, [b"x" * 16])
+    assert found.undecided == 1
+    decide_new(prev, cur, found, [_key(gone)])  # its path was not visited: another file
+    assert found == SnapshotDiff(added=1, removed=1, unchanged=3) and list(undecided_paths(cur)) == []
