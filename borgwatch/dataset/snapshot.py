@@ -9,14 +9,17 @@ unchanged file, neither to write it nor to diff it.
 * ``listed``: the files borg printed (``--list --filter=AMEhC``): this module's key of the archive path, the
   path, the status and the file's lstat. A listed regular file that borg memorized is bridged to its
   ``cached`` record by (inode, size, cmtime); one it did not memorize stays unbridged: the newest-cmtime
-  file(s) of the run (``Cache.commit`` drops them), a file changed while read (``C``), another name of a
-  hard-linked file (``h``), a special file read with ``--read-special``.
+  file(s) of the run (``Cache.commit`` drops them), a file changed while read (``C``), a special file read
+  with ``--read-special``. Another name of a hard-linked file (``h``) takes the content digest (not the key)
+  of its inode's memorized entry when that entry matches its lstat. ``own``: borgwatch's own digest of an
+  unbridged file (``decide.py``).
 
 Names are matched between runs by borg's key where both sides have one, else by the path key, else (an
 unbridged file, rewritten in place) by inode. A match whose content identity is missing on one side is
 *undecided*, and so is an unpaired unbridged file while some previous name went unmatched (it may hide
-under a key only borg can compute): the caller has borg judge those few paths (``undecided_paths``,
-``settle``). Anything borg's verdict contradicts is a *doubt*: the caller falls back for the run.
+under a key only borg can compute): ``decide.py`` decides what the snapshots prove, and the caller has borg
+judge the rest (``undecided_paths``, ``settle``). Anything borg's verdict contradicts is a *doubt*: the
+caller falls back for the run.
 """
 
 from __future__ import annotations
