@@ -1,9 +1,10 @@
 """The files-cache diff of one run: what the create and diff stages share (recording, sealing, reconciling).
 
 During create every ``--list --filter=AMEhC`` line is recorded with the file's lstat, taken when borg
-announces the file (it prints the status before reading); after a committed create, borg's files cache
-(age-0 entries) joins them in this run's snapshot, and the counts must reconcile with borg's ``nfiles``
-before the snapshot may vouch for anything.
+announces the file (it prints the status once it has read the file); after a committed create, borg's files
+cache (age-0 entries) joins them in this run's snapshot, and the counts must reconcile with borg's ``nfiles``
+before the snapshot may vouch for anything. Then borgwatch hashes the few files borg read but did not
+memorize (``dataset/decide.py``), and the diff decides what the two snapshots prove without borg.
 
 The snapshot is written beside the job's baseline (``JOB.snapshot.db.new``) and replaces it (``promote``)
 only after a committed create whose snapshot reconciled: a failed or interrupted create leaves the previous
@@ -28,6 +29,7 @@ from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
 
 ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
 STARTED_KEY = "started_ns"  # snapshot meta: before borg create started (every lstat of the run is later)
+CMTIME_KEY = "cmtime"  # snapshot meta: which time the listed cmtime is (ctime, or mtime in borg's mtime mode)
 # a file whose cmtime was this much older than the run's start cannot have been written again without moving
 # it: coarse timestamps tick per jiffy (1-10 ms); the margin is a hundred of them
 CMTIME_MARGIN_NS = 1_000_000_000
@@ -41,6 +43,7 @@ class FilesCacheRun:
         self.snapshot = Snapshot.create(self.path)
         self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
         self.mtime_mode = mtime_mode
+        self.snapshot.set_meta(CMTIME_KEY, "mtime" if mtime_mode else "ctime")
         self.followers = 0  # h lines: later names of a hard-linked inode
         self.errors = 0  # E lines: files borg could not read
         self.aged: list[bytes] | None = None  # the keys of the files cache's older entries (borg 1.x)
@@ -113,8 +116,9 @@ class FilesCacheRun:
             return None
         try:
             found = diff(prev, self.snapshot)
-            # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
-            if not found.doubt and found.undecided and prev.meta(STARTED_KEY) and not self.mtime_mode:
+            # mtime can be put back by anyone (touch -d): only ctime, on both sides, proves a file was not written
+            ctime = not self.mtime_mode and prev.meta(CMTIME_KEY) == "ctime"
+            if not found.doubt and found.undecided and prev.meta(STARTED_KEY) and ctime:
                 decide(previous or self.baseline, self.snapshot, found, self._before(prev), self._before())
             if not found.doubt:
                 complete = self.aged is not None and len(self.aged) < filescache.AGED_KEYS
