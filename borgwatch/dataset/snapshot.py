@@ -339,4 +339,3 @@ def settle(cur: Snapshot, found: SnapshotDiff, verdicts: Mapping[bytes, str]) ->
         else:
             found.unchanged += 1
     found.undecided = 0
-
