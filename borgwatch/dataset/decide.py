@@ -50,6 +50,7 @@ from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff
 # the re-read must stay within the page cache borg just filled and cost less than the borg diff it saves
 OWN_LIMIT = 64 << 20
 OWN_FILES = 2000  # more unmemorized files than this: borg's cache is off or lost, and the fallback runs anyway
+OWN_BYTES = 256 << 20  # a run's re-read in all: well under a second from the page cache
 BLOCK = 1 << 20
 _OPEN = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
@@ -96,8 +97,14 @@ def own_digests(snap: Snapshot, before_ns: int) -> int:
         "('A','M','h') AND cmtime < ? AND size <= ? LIMIT ?", (before_ns, OWN_LIMIT, OWN_FILES + 1)).fetchall()
     if len(rows) > OWN_FILES:
         return 0
-    kept = [(d, rowid) for rowid, path, inode, size, cmtime in rows
-            if (d := own_digest(path, inode, size, cmtime)) is not None]
+    kept: list[tuple[bytes, int]] = []
+    budget = OWN_BYTES
+    for rowid, path, inode, size, cmtime in rows:
+        budget -= size
+        if budget < 0:
+            break
+        if (digest := own_digest(path, inode, size, cmtime)) is not None:
+            kept.append((digest, rowid))
     snap.db.executemany("UPDATE listed SET own = ? WHERE rowid = ?", kept)
     return len(kept)
 

@@ -7,6 +7,9 @@ import hashlib
 import os
 from pathlib import Path
 
+import pytest
+
+from borgwatch.dataset import decide as decide_module
 from borgwatch.dataset.decide import OWN_LIMIT, decide, decide_new, own_digest, own_digests
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, undecided_paths
 
@@ -190,3 +193,14 @@ def test_a_new_file_on_the_removed_files_inode_is_new_when_that_key_is_an_older_
     assert found.undecided == 1
     decide_new(prev, cur, found, [_key(gone)])  # its path was not visited: another file
     assert found == SnapshotDiff(added=1, removed=1, unchanged=3) and list(undecided_paths(cur)) == []
+
+
+def test_own_digests_stop_at_the_run_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = []
+    for n in range(3):
+        files.append(tmp_path / f"f{n}")
+        files[-1].write_bytes(b"x" * 10)
+    monkeypatch.setattr(decide_module, "OWN_BYTES", 25)  # two files of 10 bytes fit, the third does not
+    snap = _run(tmp_path, "1", {f: "A" for f in files}, [])
+    assert own_digests(snap, LATER) == 2
+    assert snap.count("SELECT count(*) FROM listed WHERE own IS NOT NULL") == 2
