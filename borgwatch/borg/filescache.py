@@ -30,6 +30,7 @@ KEY_BYTES = 16  # of borg's 32-byte path hash: collisions need ~2**64 files
 # blake2b of its ordered chunk ids. A change read as no change needs a 2**-128 coincidence per modified file.
 DIGEST_BYTES = 16
 READ_SIZE = 1 << 16
+AGED_KEYS = 1 << 16  # older entries' keys kept for the caller (~3 MB); past this many it cannot rely on them
 
 # key, content digest, inode, size, cmtime_ns
 Entry = tuple[bytes, bytes, int, int, int]
@@ -59,8 +60,9 @@ def locate(create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | 
     return Path(cache_path) / cache_name(env)
 
 
-def read_entries(path: Path, max_age: int = 0) -> Iterator[Entry]:
-    """Stream the entries of age ≤ ``max_age``; one tuple at a time, nothing kept.
+def read_entries(path: Path, max_age: int = 0, aged: list[bytes] | None = None) -> Iterator[Entry]:
+    """Stream the entries of age ≤ ``max_age``; one tuple at a time, nothing kept. ``aged`` collects the keys
+    of the older entries (after a create: paths that run did not visit), up to ``AGED_KEYS`` of them.
 
     This is the one loop per entry (100k entries: ~60 ms of CPU, msgpack's own part ~20 ms), so every type is
     checked by one ``struct`` call, and only the chunk-id lists of files of several chunks are hashed."""
@@ -76,6 +78,8 @@ def read_entries(path: Path, max_age: int = 0) -> Iterator[Entry]:
                 except (TypeError, ValueError):
                     raise ValueError("an entry is not (path_hash, (age, inode, size, cmtime, chunk_ids))") from None
                 if age > max_age:
+                    if aged is not None and len(aged) < AGED_KEYS:
+                        aged.append(path_hash[:KEY_BYTES])
                     continue
                 if len(chunk_ids) == 1:
                     digest = chunk_ids[0][:DIGEST_BYTES]

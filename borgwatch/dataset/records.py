@@ -91,7 +91,11 @@ def buckets(db: sqlite3.Connection) -> Iterator[bytes]:
 def find(db: sqlite3.Connection, key: bytes) -> bool:
     """Whether a snapshot has a record with ``key`` (a binary search in its bucket)."""
     row = db.execute("SELECT data FROM cached WHERE bucket = ?", (key[0],)).fetchone()
-    data: bytes = row[0] if row else b""
+    return contains(row[0] if row else b"", key)
+
+
+def contains(data: bytes, key: bytes) -> bool:
+    """Whether a sorted bucket has a record with ``key``."""
     lo, hi = 0, len(data) // SIZE
     while lo < hi:
         mid = (lo + hi) // 2

@@ -1,9 +1,10 @@
 """The files-cache diff of one run: what the create and diff stages share (recording, sealing, reconciling).
 
 During create every ``--list --filter=AMEhC`` line is recorded with the file's lstat, taken when borg
-announces the file (it prints the status before reading); after a committed create, borg's files cache
-(age-0 entries) joins them in this run's snapshot, and the counts must reconcile with borg's ``nfiles``
-before the snapshot may vouch for anything.
+announces the file (it prints the status once it has read the file); after a committed create, borg's files
+cache (age-0 entries) joins them in this run's snapshot, and the counts must reconcile with borg's ``nfiles``
+before the snapshot may vouch for anything. Then borgwatch hashes the few files borg read but did not
+memorize (``dataset/decide.py``), and the diff decides what the two snapshots prove without borg.
 
 The snapshot is written beside the job's baseline (``JOB.snapshot.db.new``) and replaces it (``promote``)
 only after a committed create whose snapshot reconciled: a failed or interrupted create leaves the previous
@@ -23,10 +24,12 @@ from borgwatch.borg import filescache, filescache_v2
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.filescache import FilesCacheError
 from borgwatch.borg.version import BorgVersion
-from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, settle_unchanged
+from borgwatch.dataset.decide import decide, decide_new, own_digests
+from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
 
 ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
 STARTED_KEY = "started_ns"  # snapshot meta: before borg create started (every lstat of the run is later)
+CMTIME_KEY = "cmtime"  # snapshot meta: which time the listed cmtime is (ctime, or mtime in borg's mtime mode)
 # a file whose cmtime was this much older than the run's start cannot have been written again without moving
 # it: coarse timestamps tick per jiffy (1-10 ms); the margin is a hundred of them
 CMTIME_MARGIN_NS = 1_000_000_000
@@ -40,8 +43,10 @@ class FilesCacheRun:
         self.snapshot = Snapshot.create(self.path)
         self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
         self.mtime_mode = mtime_mode
+        self.snapshot.set_meta(CMTIME_KEY, "mtime" if mtime_mode else "ctime")
         self.followers = 0  # h lines: later names of a hard-linked inode
         self.errors = 0  # E lines: files borg could not read
+        self.aged: list[bytes] | None = None  # the keys of the files cache's older entries (borg 1.x)
 
     def record(self, status: str, path: str) -> None:
         raw = os.fsencode(path)
@@ -67,7 +72,8 @@ class FilesCacheRun:
                 entries = filescache_v2.read_entries(filescache_v2.locate(create_stdout, env, version),
                                                      mtime_mode=self.mtime_mode)
             else:
-                entries = filescache.read_entries(filescache.locate(create_stdout, env, version))
+                self.aged = []
+                entries = filescache.read_entries(filescache.locate(create_stdout, env, version), aged=self.aged)
             self.snapshot.add_cached(entries)
         except FilesCacheError as exc:
             self.snapshot.seal()
@@ -79,7 +85,13 @@ class FilesCacheRun:
         if accounted != nfiles:
             return (f"borg's files cache and listing account for {accounted} files, borg archived {nfiles} "
                     "(a file borg did not memorize, a special file, or a cache another borg rewrote)")
+        if not self.mtime_mode:  # the page cache is warm: borg just read these files
+            own_digests(self.snapshot, self._before())
         return ""
+
+    def _before(self, snap: Snapshot | None = None) -> int:
+        """A run's start less the margin: a ctime older than this was not written during that run."""
+        return int((snap or self.snapshot).meta(STARTED_KEY) or 0) - CMTIME_MARGIN_NS
 
     def names(self, nfiles: int, version: BorgVersion | None) -> int:
         """The regular file names of the archive whose create reported ``nfiles`` (1.x counts a hard-linked
@@ -98,18 +110,21 @@ class FilesCacheRun:
 
     def diff(self, previous: Path | None = None) -> SnapshotDiff | None:
         """Against the previous run's snapshot (the baseline by default); None when there is none. The
-        undecided pairs borg's own test (inode, size, ctime unchanged) can decide are settled here."""
+        undecided pairs the snapshots prove (``dataset/decide.py``) are decided here, the rest left to borg."""
         prev = Snapshot.open(previous or self.baseline)
         if prev is None:
             return None
         try:
             found = diff(prev, self.snapshot)
-            started = prev.meta(STARTED_KEY)
+            # mtime can be put back by anyone (touch -d): only ctime, on both sides, proves a file was not written
+            ctime = not self.mtime_mode and prev.meta(CMTIME_KEY) == "ctime"
+            if not found.doubt and found.undecided and prev.meta(STARTED_KEY) and ctime:
+                decide(previous or self.baseline, self.snapshot, found, self._before(prev), self._before())
+            if not found.doubt:
+                complete = self.aged is not None and len(self.aged) < filescache.AGED_KEYS
+                decide_new(prev, self.snapshot, found, self.aged if complete else None)
         finally:
             prev.close()
-        # mtime can be put back by anyone (touch -d): only ctime proves a file was not written since
-        if not found.doubt and found.undecided and started and not self.mtime_mode:
-            settle_unchanged(previous or self.baseline, self.snapshot, found, int(started) - CMTIME_MARGIN_NS)
         return found
 
     def promote(self) -> None:

@@ -103,6 +103,35 @@ class Jobs:
         return counts
 
 
+@dataclass
+class Watched:
+    """A borg standing in for the job's that logs each command (``commands()``); with ``only_create`` any other
+    command than create fails, so a run that needed one says so."""
+
+    jobs: Jobs
+    only_create: bool = True
+
+    def __post_init__(self) -> None:
+        self.real = self.jobs.repo.borg
+        self.log = self.jobs.root.parent / "borg-commands.log"
+        script = self.jobs.root.parent / "borg-watched"
+        rest = 'echo "not on the normal path" >&2; exit 2' if self.only_create else f'exec {self.real} "$@"'
+        script.write_text(f'#!/bin/sh\necho "$1" >> {self.log}\ncase "$1" in\n  create|--version) exec {self.real} '
+                          f'"$@" ;;\nesac\n{rest}\n')
+        script.chmod(0o755)
+        self.borg = str(script)
+
+    def run(self) -> tuple[Step, list[str]]:
+        """One run of job "job" with this borg; the borg commands it ran beyond ``--version``."""
+        self.log.write_text("")
+        self.jobs.repo.borg = self.borg
+        try:
+            done = self.jobs.run("job")
+        finally:
+            self.jobs.repo.borg = self.real
+        return done, [c for c in self.log.read_text().split() if c != "--version"]
+
+
 def step(rc: int, stdout: str, stderr: str, borg2: bool = False) -> Step:
     result = json.loads(stdout) if stdout.strip() else {}
     dataset = result.get("dataset") or {}

@@ -11,6 +11,7 @@ import pytest
 from helpers.borg import Repo, borg_binaries, make_repo
 from helpers.filescache_engine import abc_tree, assert_abc_entries, make_newest
 
+from borgwatch.borg import filescache
 from borgwatch.borg.filescache import FilesCacheError, locate, read_entries
 from borgwatch.borg.version import BorgVersion
 
@@ -38,13 +39,15 @@ def test_age_zero_entries_are_the_files_borg_memorized_less_themake_newest(tmp_p
 def test_a_file_gone_ages_and_the_suffix_names_another_cache(tmp_path: Path, borg: str) -> None:
     repo = make_repo(tmp_path, borg)
     src, files = abc_tree(tmp_path)
-    _create(repo, "a1", src)
     c_inode = os.lstat(files["c"]).st_ino
+    c_key = next(e[0] for e in read_entries(locate(_create(repo, "a1", src), repo.env(), None)) if e[2] == c_inode)
     files["c"].unlink()
     make_newest(files["newest"], [files["a"], files["b"]])
     path = locate(_create(repo, "a2", src), repo.env(), None)
-    assert {e[2] for e in read_entries(path)} == {os.lstat(files[n]).st_ino for n in "ab"}
+    aged: list[bytes] = []
+    assert {e[2] for e in read_entries(path, aged=aged)} == {os.lstat(files[n]).st_ino for n in "ab"}
     assert c_inode in {e[2] for e in read_entries(path, max_age=1)}  # kept by borg until BORG_FILES_CACHE_TTL
+    assert aged == [c_key]  # the one path borg did not visit: the newest one it read is not there at all
 
     suffixed = {"BORG_FILES_CACHE_SUFFIX": "job2"}
     other = locate(_create(repo, "b1", src, suffixed), suffixed, None)
@@ -130,6 +133,15 @@ def test_digests_bigints_and_ages_as_borg_writes_them(tmp_path: Path) -> None:
     assert len({e[1] for e in entries}) == 4 and all(len(e[1]) == 16 for e in entries)
     assert entries[1][4] == 1 << 70
     assert [e[0] for e in read_entries(path, max_age=2)][-1] == b"e" * 16
+    aged: list[bytes] = []
+    assert len(list(read_entries(path, aged=aged))) == 4 and aged == [b"e" * 16]
+
+
+def test_older_keys_are_kept_up_to_a_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(filescache, "AGED_KEYS", 2)
+    path = _cache(tmp_path, *((bytes([n]) * 32, (1, n, 1, 5, [])) for n in range(3)))
+    aged: list[bytes] = []
+    assert list(read_entries(path, aged=aged)) == [] and aged == [b"\x00" * 16, b"\x01" * 16]
 
 
 @pytest.mark.parametrize("entry", [(b"k" * 32, (0, 1.5, 1, 1, [])), (b"k" * 32, (0, 1, 1, "now", [])),

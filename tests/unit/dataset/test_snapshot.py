@@ -83,11 +83,28 @@ def test_settle_applies_borgs_verdicts_and_refuses_a_contradiction(tmp_path: Pat
     assert "contradicts" in found.doubt
 
 
-def test_hard_link_followers_and_changed_while_read_are_undecided_by_path(tmp_path: Path) -> None:
-    prev = _snap(tmp_path, "1", [(1, "a", 11)], [("A", "/a", 11), ("h", "/a2", 11), ("C", "/log", 15)])
-    cur = _snap(tmp_path, "2", [(1, "a", 11)], [("h", "/a2", 11), ("C", "/log", 16)])
-    assert diff(prev, cur) == SnapshotDiff(unchanged=1, undecided=2)
-    assert sorted(undecided_paths(cur)) == [b"/a2", b"/log"]
+def test_changed_while_read_is_undecided_by_path(tmp_path: Path) -> None:
+    prev = _snap(tmp_path, "1", [(1, "a", 11)], [("A", "/a", 11), ("C", "/log", 15)])
+    cur = _snap(tmp_path, "2", [(1, "a", 11)], [("C", "/log", 16)])
+    assert diff(prev, cur) == SnapshotDiff(unchanged=1, undecided=1)
+    assert sorted(undecided_paths(cur)) == [b"/log"]
+
+
+def test_a_hard_link_follower_takes_the_digest_of_its_memorized_inode_not_its_key(tmp_path: Path) -> None:
+    # the leader /a is unchanged (U: unlisted); its followers name inode 11, borg memorized it once
+    prev = _snap(tmp_path, "1", [(1, "a", 11), (2, "b", 12)], [("h", "/a2", 11), ("h", "/a3", 11), ("h", "/b2", 12)])
+    assert prev.files() == 5 and prev.followers() == 3 and prev.unmemorized() == 3
+    assert {d for (d,) in prev.db.execute("SELECT digest FROM listed")} == {_d("a"), _d("b")}
+    # inode 11's content changes in place; /b2's entry no longer matches its lstat: no digest, undecided
+    cur = Snapshot.create(tmp_path / "2")
+    for path, ino in (("/a2", 11), ("/a3", 11)):
+        cur.add_listed("h", path.encode(), _st(ino, 1, ino), ino)
+    cur.add_listed("h", b"/b2", _st(12, 1, 13), 13)
+    cur.add_cached([(_k(1), _d("A"), 11, 1, 11), (_k(2), _d("b"), 12, 1, 12)])
+    cur.seal()
+    assert cur.files() == 5
+    assert diff(prev, cur) == SnapshotDiff(modified=3, unchanged=1, undecided=1)
+    assert list(undecided_paths(cur)) == [b"/b2"]
 
 
 def test_vanished_and_special_files_are_not_names(tmp_path: Path) -> None:
