@@ -44,7 +44,12 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     nfiles, version = ctx.result.archive.files, ctx.plan.version
     archive = borg_argv.archive_ref(ctx.result.archive.name, ctx.result.archive.id, version)
     previous = rec.previous_archive()
-    sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
+    unwritten = False
+    try:
+        sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
+    except (sqlite3.Error, OSError) as exc:  # state_dir full: the previous snapshot stays, borg diff counts this run
+        sealed, unwritten = f"this run's snapshot cannot be written ({exc})", True
+        ctx.snapshot_error = f"cannot write this run's snapshot beside it: {exc}; the previous one is kept"
     doubt = borg_argv.files_cache_refusal(ctx.job.extra_args) or sealed
     dataset: DatasetDiff | None = None
     why, rc = "", 0
@@ -59,7 +64,7 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
         why, rc = str(exc), exc.rc
         dataset = DatasetDiff(error=rec.errors, method=DiffMethod.NONE, exact=False)
     if sealed:
-        rec.abandon(drop_baseline=True)
+        rec.abandon(drop_baseline=not unwritten)
     else:
         try:
             rec.promote()
