@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers.borg import borg_binaries, make_repo
-from helpers.faults import MOMENTS, kill_at, leftovers, no_borg_left, run_json, tiny_tmpfs
+from helpers.faults import MOMENTS, after_create, kill_at, leftovers, no_borg_left, run_json, tiny_tmpfs
 from helpers.filescache_job import Counts, Job, Jobs, Step, check, grow, rewrite_same_size_keep_mtime, tree
 
 pytestmark = pytest.mark.slow
@@ -274,3 +274,48 @@ def test_a_snapshot_with_a_valid_header_and_garbage_records_is_never_counted_as_
     time.sleep(1.1)
     grow(src / "d0" / "f1")
     check(jobs, jobs.run("job"), Counts(modified=1, unchanged=29), previous=step.archive)
+
+
+CACHE_FAULTS = {
+    "truncated": "for c in caches: c.write_bytes(c.read_bytes()[:-7])",
+    "garbage": "for c in caches: c.write_bytes(os.urandom(c.stat().st_size))",
+    "huge-cmtime": "for c in caches:\n    with open(c, 'ab') as f: f.write(msgpack.packb((os.urandom(32), "
+                   "(0, 1, 1, 2**64 - 1, [os.urandom(32)]))))",
+    "negative-size": "for c in caches:\n    with open(c, 'ab') as f: f.write(msgpack.packb((os.urandom(32), "
+                     "(0, 1, -1, 1, [os.urandom(32)]))))",
+    "forged-entry": "for c in caches:\n    with open(c, 'ab') as f: f.write(msgpack.packb((os.urandom(32), "
+                    "(0, 12345, 3, 1, [os.urandom(32)]))))",
+    "other-repository": "for c in caches: c.write_bytes(Path(os.environ['OTHER_CACHE']).read_bytes())",
+    "symlink-to-a-fifo": "for c in caches:\n    c.unlink(); os.mkfifo(f'{c}.fifo'); c.symlink_to(f'{c}.fifo')",
+    "a-directory": "for c in caches:\n    c.unlink(); c.mkdir()",
+}
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+@pytest.mark.parametrize("fault", list(CACHE_FAULTS))
+def test_a_damaged_borg_files_cache_costs_the_files_cache_method_never_the_truth(tmp_path: Path, borg: str,
+                                                                                 fault: str) -> None:
+    src, jobs = _job(tmp_path, borg)
+    good = _baseline(jobs)
+    if fault == "other-repository":  # another repository's cache, made by a real create there
+        other = make_repo(tmp_path / "elsewhere", borg)
+        other.create("x", src)
+        os.environ["OTHER_CACHE"] = str(next(other.base_dir.glob(".cache/borg/*/files")))
+    real = jobs.repo.borg
+    after_create(jobs, tmp_path, CACHE_FAULTS[fault])
+    time.sleep(1.1)
+    rewrite_same_size_keep_mtime(src / "d1" / "f2")
+    try:
+        step, proc = run_json(jobs)
+    finally:
+        jobs.repo.borg = real
+        os.environ.pop("OTHER_CACHE", None)
+    assert "Traceback" not in proc.stderr and proc.stderr == "", proc.stderr
+    # the cache cannot vouch: one full borg diff counts the run, exactly
+    check(jobs, step, Counts(modified=1, unchanged=29), method="borg_diff", previous=good.archive)
+    for c in jobs.repo.base_dir.glob(".cache/borg/*/files*"):  # borg repairs its own cache: a clean slate
+        shutil.rmtree(c) if c.is_dir() and not c.is_symlink() else c.unlink()
+    time.sleep(1.1)
+    grow(src / "d1" / "f3")
+    after = jobs.run("job")
+    check(jobs, after, Counts(modified=1, unchanged=29), previous=step.archive, method=_either(after))

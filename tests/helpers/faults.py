@@ -104,6 +104,19 @@ def run_json(jobs: Jobs, name: str = "job", env: dict[str, str] | None = None,
     return step(proc.returncode, proc.stdout, proc.stderr, jobs.borg2), proc
 
 
+def after_create(jobs: Jobs, tmp: Path, mutation: str) -> None:
+    """The job's borg becomes a wrapper that, once a create ended, runs ``mutation`` (Python, with ``caches``:
+    the files caches in the job's borg base dir) on borg's files cache, before borgwatch reads it."""
+    script = tmp / "mutate.py"
+    script.write_text("import os, sys, msgpack\nfrom pathlib import Path\n"
+                      f"caches = sorted(Path({str(jobs.repo.base_dir)!r}).glob('.cache/borg/*/files*'))\n{mutation}\n")
+    wrapper = tmp / "borg-then"
+    wrapper.write_text(f'#!/bin/sh\n{jobs.repo.borg} "$@"\nrc=$?\n'
+                       f'[ "$1" = create ] && {sys.executable} {script}\nexit $rc\n')
+    wrapper.chmod(0o755)
+    jobs.repo.borg = str(wrapper)
+
+
 @contextlib.contextmanager
 def tiny_tmpfs(path: Path, size: str) -> Any:
     """``path`` becomes a tmpfs of ``size`` (root only; the caller skips when it cannot mount)."""
