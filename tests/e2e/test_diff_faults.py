@@ -319,3 +319,137 @@ def test_a_damaged_borg_files_cache_costs_the_files_cache_method_never_the_truth
     grow(src / "d1" / "f3")
     after = jobs.run("job")
     check(jobs, after, Counts(modified=1, unchanged=29), previous=step.archive, method=_either(after))
+
+
+def _odd_names(src: Path) -> list[Path]:
+    tree(src)
+    for name in (b"new\nline", b"back\\slash", b"latin1-\xe9t\xe9", b"bad-\xff\xfe", b"tab\there"):
+        with open(os.path.join(os.fsencode(src / "d0"), name), "wb") as f:
+            f.write(b"odd " + name + b"\n")
+    return [src]
+
+
+def _odd_names_change(src: Path) -> Counts:
+    d0 = os.fsencode(src / "d0")
+    for name in (b"new\nline", b"bad-\xff\xfe"):
+        rewrite_same_size_keep_mtime(Path(os.fsdecode(os.path.join(d0, name))))
+    os.unlink(os.path.join(d0, b"latin1-\xe9t\xe9"))
+    with open(os.path.join(d0, b"bad-\xff\xfd"), "wb") as f:  # one byte from a name already there
+        f.write(b"another\n")
+    return Counts(added=1, removed=1, modified=2, unchanged=32)
+
+
+def _long_path(src: Path) -> list[Path]:
+    tree(src)
+    deep = os.fsencode(src)
+    while len(deep) < 3900:  # near PATH_MAX (4096) with the file's name
+        deep = os.path.join(deep, b"d" * 200)
+    os.makedirs(deep)
+    for i in range(3):
+        with open(os.path.join(deep, b"f%d" % i), "wb") as f:
+            f.write(b"deep %d\n" % i)
+    return [src]
+
+
+def _long_path_change(src: Path) -> Counts:
+    deep = next(p for p in src.rglob("f1") if len(bytes(p)) > 3900)
+    rewrite_same_size_keep_mtime(deep)
+    return Counts(modified=1, unchanged=32)
+
+
+def _many(src: Path) -> list[Path]:
+    tree(src)
+    (src / "many").mkdir()
+    for i in range(2100):
+        (src / "many" / f"m{i}").write_bytes(b"%08d\n" % i)
+    return [src]
+
+
+def _many_change(src: Path) -> Counts:
+    for p in (src / "many").iterdir():  # same size, mtime put back: only content identities tell
+        rewrite_same_size_keep_mtime(p)
+    return Counts(modified=2100, unchanged=30)
+
+
+def _sparse(src: Path) -> list[Path]:
+    tree(src)
+    with open(src / "sparse.img", "wb") as f:
+        f.truncate(16 << 20)
+        f.seek(12 << 20)
+        f.write(b"data in the middle of a hole")
+    return [src]
+
+
+def _sparse_change(src: Path) -> Counts:
+    st = (src / "sparse.img").stat()
+    with open(src / "sparse.img", "r+b") as f:  # a block moved inside the hole, same size
+        f.seek(12 << 20)
+        f.write(b"\0" * 28)
+        f.seek(3 << 20)
+        f.write(b"data in the middle of a hole")
+    os.utime(src / "sparse.img", ns=(st.st_atime_ns, st.st_mtime_ns))
+    return Counts(modified=1, unchanged=30)
+
+
+def _replaced_by_directory(src: Path) -> list[Path]:
+    tree(src)
+    return [src]
+
+
+def _replaced_by_directory_change(src: Path) -> Counts:
+    (src / "d1" / "f1").unlink()
+    (src / "d1" / "f1").mkdir()
+    for i in range(3):
+        (src / "d1" / "f1" / f"inner{i}").write_bytes(b"inner\n")
+    return Counts(added=3, removed=1, unchanged=29)
+
+
+def _relative_and_dot(src: Path) -> list[Path]:
+    tree(src)
+    # borg archives these under other names than their absolute paths: `..` resolved by borg 1.4, `/./` cut
+    return [Path(f"{src.parent}/bw/../{src.name}/d0"), Path(f"{src.parent}/./{src.name}/d1")]
+
+
+def _relative_and_dot_change(src: Path) -> Counts:
+    rewrite_same_size_keep_mtime(src / "d0" / "f4")
+    rewrite_same_size_keep_mtime(src / "d1" / "f4")
+    return Counts(modified=2, unchanged=18)
+
+
+def _symlinked_source(src: Path) -> list[Path]:
+    tree(src)
+    (src.parent / "link").symlink_to(src)
+    return [src.parent / "link", src / "d2"]
+
+
+def _symlinked_source_change(src: Path) -> Counts:
+    grow(src / "d0" / "f0")  # behind the symlink: borg archives the link itself, not what it points to
+    rewrite_same_size_keep_mtime(src / "d2" / "f1")
+    return Counts(modified=1, unchanged=9)
+
+
+TREES = {f.__name__.strip("_"): (f, globals()[f.__name__ + "_change"]) for f in (
+    _odd_names, _long_path, _many, _sparse, _replaced_by_directory, _relative_and_dot, _symlinked_source)}
+
+
+@pytest.mark.parametrize("borg", borg_binaries())
+@pytest.mark.parametrize("kind", list(TREES))
+def test_real_world_trees_are_counted_as_borg_diff_counts_them(tmp_path: Path, borg: str, kind: str) -> None:
+    make, change = TREES[kind]
+    src = tmp_path / "src"
+    jobs = Jobs(make_repo(tmp_path, borg), tmp_path / "bw", {"job": Job(make(src))})
+    (tmp_path / "bw").mkdir(exist_ok=True)
+    first = jobs.run("job")
+    assert (first.rc, first.method) == (0, "first_backup"), first
+    time.sleep(1.1)
+    second = jobs.run("job")
+    _truthful(jobs, second)
+    expected = change(src)
+    time.sleep(1.1)
+    third = jobs.run("job")
+    _truthful(jobs, third)
+    assert third.counts == expected or not third.exact, third
+    time.sleep(1.1)
+    fourth = jobs.run("job")
+    _truthful(jobs, fourth)
+    assert fourth.counts == Counts(unchanged=expected.added + expected.modified + expected.unchanged), fourth
