@@ -162,12 +162,11 @@ def _fifo(at: Path, victim: Path) -> None:
     os.mkfifo(at)
 
 
-@pytest.mark.parametrize("borg", borg_binaries())
 @pytest.mark.parametrize("name", ["job.snapshot.db", "job.snapshot.db.new", "job.snapshot.db.new-journal",
                                   "job.snapshot.db-journal"])
 @pytest.mark.parametrize("plant", [_symlink, _directory, _fifo], ids=lambda f: f.__name__.strip("_"))
 def test_a_planted_file_where_the_snapshot_lives_is_never_followed_nor_believed(
-        tmp_path: Path, borg: str, name: str, plant) -> None:  # noqa: ANN001
+        tmp_path: Path, borg: str, name: str, plant) -> None:  # noqa: ANN001 - borgwatch's files: one borg is enough
     src, jobs = _job(tmp_path, borg)
     good = _baseline(jobs)
     victim = tmp_path / "victim"
