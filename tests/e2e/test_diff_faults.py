@@ -8,13 +8,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import threading
 import time
 from pathlib import Path
 
 import pytest
 from helpers.borg import borg_binaries, make_repo
-from helpers.faults import MOMENTS, after_create, kill_at, leftovers, no_borg_left, run_json, tiny_tmpfs
+from helpers.faults import (
+    MOMENTS,
+    after_create,
+    kill_at,
+    leftovers,
+    no_borg_left,
+    run_during,
+    run_json,
+    tiny_tmpfs,
+)
 from helpers.filescache_job import Counts, Job, Jobs, Step, check, grow, rewrite_same_size_keep_mtime, tree
 
 pytestmark = pytest.mark.slow
@@ -486,23 +494,15 @@ def test_a_file_that_shrinks_and_grows_while_borg_reads_it(tmp_path: Path, borg:
     big = src / "big.log"
     big.write_bytes(os.urandom(12 << 20))
     _baseline(jobs)
-    stop = threading.Event()
 
     def churn() -> None:  # truncated and rewritten while borg reads it, like a rotated log
-        while not stop.is_set():
-            with open(big, "r+b") as f:
-                f.truncate(1 << 20)
-                f.seek(0, os.SEEK_END)
-                f.write(os.urandom(8 << 20))
-            time.sleep(0.05)
+        with open(big, "r+b") as f:
+            f.truncate(1 << 20)
+            f.seek(0, os.SEEK_END)
+            f.write(os.urandom(8 << 20))
+        time.sleep(0.05)
 
-    writer = threading.Thread(target=churn)
-    writer.start()
-    try:
-        step = jobs.run("job")
-    finally:
-        stop.set()
-        writer.join()
+    step = run_during(jobs, churn)
     assert "Traceback" not in step.stderr, step.stderr
     check(jobs, step, None, method=_either(step), warned=True)
     time.sleep(1.1)

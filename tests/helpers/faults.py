@@ -104,6 +104,23 @@ def run_json(jobs: Jobs, name: str = "job", env: dict[str, str] | None = None,
     return step(proc.returncode, proc.stdout, proc.stderr, jobs.borg2), proc
 
 
+def run_during(jobs: Jobs, work: Callable[[], None], name: str = "job") -> Step:
+    """`borgwatch run NAME` while ``work`` is called again and again in a thread (files changing under borg)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            work()
+
+    writer = threading.Thread(target=loop)
+    writer.start()
+    try:
+        return jobs.run(name)
+    finally:
+        stop.set()
+        writer.join()
+
+
 def after_create(jobs: Jobs, tmp: Path, mutation: str) -> None:
     """The job's borg becomes a wrapper that, once a create ended, runs ``mutation`` (Python, with ``caches``:
     the files caches in the job's borg base dir) on borg's files cache, before borgwatch reads it."""
