@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.version import BorgVersion
@@ -60,6 +62,19 @@ def locate(create_stdout: bytes, env: Mapping[str, str], version: BorgVersion | 
     return Path(cache_path) / cache_name(env)
 
 
+def open_cache(path: Path) -> BinaryIO:
+    """A file of borg's cache for reading: a regular file, or ``FilesCacheError``. borg replaces its files by a
+    rename, so a symlink there is planted (never followed), and a FIFO there must not block the run."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise FilesCacheError(f"borg's cache file {path} is not a regular file")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def read_entries(path: Path, max_age: int = 0, aged: list[bytes] | None = None) -> Iterator[Entry]:
     """Stream the entries of age ≤ ``max_age``; one tuple at a time, nothing kept. ``aged`` collects the keys
     of the older entries (after a create: paths that run did not visit), up to ``AGED_KEYS`` of them.
@@ -71,8 +86,9 @@ def read_entries(path: Path, max_age: int = 0, aged: list[bytes] | None = None) 
     check = struct.Struct("<32s16sQQQq").pack  # path hash, digest, age, inode, size, cmtime: raises on others
     blake2b = hashlib.blake2b
     try:
-        with open(path, "rb") as fd:
-            for item in msgpack.Unpacker(fd, raw=True, use_list=False, read_size=READ_SIZE, strict_map_key=False):
+        with open_cache(path) as fd:
+            unpacker = msgpack.Unpacker(fd, raw=True, use_list=False, read_size=READ_SIZE, strict_map_key=False)
+            for item in unpacker:
                 try:
                     path_hash, (age, inode, size, cmtime, chunk_ids) = item
                 except (TypeError, ValueError):
@@ -95,6 +111,8 @@ def read_entries(path: Path, max_age: int = 0, aged: list[bytes] | None = None) 
                 if len(path_hash) != 32:
                     raise ValueError("an entry has no 32-byte path hash")
                 yield path_hash[:KEY_BYTES], digest, inode, size, cmtime
+            if unpacker.tell() != os.fstat(fd.fileno()).st_size:  # msgpack stops silently inside a cut entry
+                raise ValueError("it ends inside an entry (truncated)")
     except FileNotFoundError:
         raise FilesCacheError(f"borg's files cache {path} does not exist (--files-cache=disabled, or another "
                               "BORG_FILES_CACHE_SUFFIX?)") from None

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import configparser
 import hashlib
+import io
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from borgwatch.borg.feature import Feature, available
-from borgwatch.borg.filescache import DIGEST_BYTES, KEY_BYTES, READ_SIZE, Entry, FilesCacheError
+from borgwatch.borg.filescache import DIGEST_BYTES, KEY_BYTES, READ_SIZE, Entry, FilesCacheError, open_cache
 from borgwatch.borg.version import BorgVersion
 
 __all__ = ["Entry", "FilesCacheError", "cache_name", "locate", "read_entries"]
@@ -63,7 +64,7 @@ def read_entries(path: Path, max_age: int = 0, mtime_mode: bool = False) -> Iter
     import msgpack  # borg's own dependency; only the files-cache diff needs it
 
     try:
-        with open(path, "rb") as fd:
+        with open_cache(path) as fd:
             expected = _integrity(path)
             hasher = _Hashing(fd, path.name)
             unpacker = msgpack.Unpacker(hasher, raw=True, use_list=False, read_size=READ_SIZE,
@@ -88,7 +89,7 @@ def _integrity(path: Path) -> str:
     """The SHA256 borg recorded for the cache file in ``<cache>/config`` (``[integrity]``)."""
     config = configparser.ConfigParser(interpolation=None)
     try:
-        with open(path.parent / "config", encoding="utf-8") as fd:
+        with io.TextIOWrapper(open_cache(path.parent / "config"), encoding="utf-8") as fd:
             config.read_file(fd)
     except FileNotFoundError:
         raise FilesCacheError(f"borg's cache config {path.parent / 'config'} does not exist") from None

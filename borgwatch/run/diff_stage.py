@@ -9,13 +9,18 @@ nothing can be trusted the counts are dropped (``DiffMethod.NONE``, ``diff_exact
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import os
 import sqlite3
+import stat
 import tempfile
 import time
+from pathlib import Path
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.exitcodes import completed
+from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.paths import archive_path, path_pattern
 from borgwatch.borg.results import archive_names, diff_verdicts
 from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
@@ -43,9 +48,16 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     assert ctx.result.archive is not None
     nfiles, version = ctx.result.archive.files, ctx.plan.version
     archive = borg_argv.archive_ref(ctx.result.archive.name, ctx.result.archive.id, version)
-    previous = rec.previous_archive()
-    sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
-    doubt = borg_argv.files_cache_refusal(ctx.job.extra_args) or sealed
+    foreign = _foreign_baseline(ctx, rec.baseline)
+    previous = "" if foreign else rec.previous_archive()
+    if previous and not _jobs_archive(ctx, previous):
+        foreign, previous = f"the previous snapshot describes {previous}, not an archive of this job", ""
+    try:
+        sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
+    except (sqlite3.Error, OSError) as exc:  # state_dir full: borg diff against the previous snapshot's archive
+        sealed = f"this run's snapshot cannot be written ({exc})"
+        ctx.snapshot_error = f"cannot write this run's snapshot beside it: {exc}"
+    doubt = borg_argv.files_cache_refusal(ctx.job.extra_args) or sealed or foreign
     dataset: DatasetDiff | None = None
     why, rc = "", 0
     try:
@@ -58,7 +70,7 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     except Undecidable as exc:
         why, rc = str(exc), exc.rc
         dataset = DatasetDiff(error=rec.errors, method=DiffMethod.NONE, exact=False)
-    if sealed:
+    if sealed:  # the old baseline goes too: it describes an archive older than the job's last one
         rec.abandon(drop_baseline=True)
     else:
         try:
@@ -77,6 +89,30 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
               stage=Stage.DIFF, exit_code=rc, duration_seconds=round(duration, 3), status=status,
               **dataset.as_counts(), method=dataset.method)
     return stage
+
+
+def _foreign_baseline(ctx: StageContext, baseline: Path) -> str:
+    """Why the job's baseline snapshot is not borgwatch's own to believe ("" when it may be read).
+
+    borgwatch writes snapshots without a journal, so a ``-journal`` or ``-wal`` beside the baseline is planted
+    or stale: SQLite would open it when reading the baseline (a FIFO there hangs the run) or roll the baseline
+    back with it. It goes first, unlinked, never followed."""
+    for suffix in ("-journal", "-wal", "-shm"):
+        with contextlib.suppress(OSError):  # none there; a directory there makes the baseline unreadable, not hung
+            os.unlink(baseline.with_name(baseline.name + suffix))
+    try:
+        st = os.lstat(baseline)
+    except OSError:
+        return ""
+    if stat.S_ISREG(st.st_mode) and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
+        return "the previous snapshot belongs to another user or others may write it"
+    return ""
+
+
+def _jobs_archive(ctx: StageContext, name: str) -> bool:
+    """Whether the archive a snapshot describes is one of this job's (a copy of another job's snapshot is
+    not); borg 2 names archives by id, which says nothing of their series."""
+    return available(Feature.ARCHIVE_SERIES, ctx.plan.version) or fnmatch.fnmatchcase(name, ctx.plan.glob)
 
 
 def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str

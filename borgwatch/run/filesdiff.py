@@ -41,9 +41,13 @@ class FilesCacheRun:
         self.baseline = path
         self.path = path.with_name(path.name + ".new")
         self.snapshot = Snapshot.create(self.path)
-        self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
         self.mtime_mode = mtime_mode
-        self.snapshot.set_meta(CMTIME_KEY, "mtime" if mtime_mode else "ctime")
+        try:
+            self.snapshot.set_meta(STARTED_KEY, str(time.time_ns()))
+            self.snapshot.set_meta(CMTIME_KEY, "mtime" if mtime_mode else "ctime")
+        except BaseException:
+            self.abandon()
+            raise
         self.followers = 0  # h lines: later names of a hard-linked inode
         self.errors = 0  # E lines: files borg could not read
         self.aged: list[bytes] | None = None  # the keys of the files cache's older entries (borg 1.x)

@@ -149,6 +149,10 @@ def _open_snapshot(ctx: StageContext) -> FilesCacheRun | None:
         return FilesCacheRun(plan.snapshot_path, mtime_mode="mtime" in files_cache_mode(ctx.job.extra_args))
     except (sqlite3.Error, OSError) as exc:
         ctx.snapshot_error = str(exc)
+        # no snapshot of this run's archive will follow the baseline: were it kept, the next run would be
+        # compared with an archive older than the job's last one
+        with contextlib.suppress(OSError):
+            os.unlink(plan.snapshot_path)
         return None
 
 
