@@ -51,7 +51,9 @@ def _arm(moment: str) -> None:
         if when == "sealed" and args and args[0] == "sealed":
             _die()
         if when == "diff" and getattr(self, "name", "") == "diff":
-            threading.Timer(0.3, _die).start()  # borg diff is starting (its start-up alone takes longer)
+            # borg diff is starting: its start-up alone takes longer than this (0.3 s let Debian's borg 1.2
+            # finish a small restricted diff first, and the kill then landed after the promote)
+            threading.Timer(0.05, _die).start()
         out = original(self, *args, **kw)
         if when == "after":
             _die()
