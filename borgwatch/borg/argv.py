@@ -20,6 +20,12 @@ _DEFAULT_TIME = "%Y-%m-%dT%H:%M:%S"  # borg's format for a bare {now} / {utcnow}
 _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}:]*)(?::([^{}]*))?\}")
 
 
+def names_jobs_archive(name: str, glob: str, version: BorgVersion | None) -> bool:
+    """Whether ``name`` is one of the archives ``glob`` (``archive_glob``) matches; borg 2 names archives by
+    id (``aid:ID``), which says nothing of their series, so any name passes there."""
+    return available(Feature.ARCHIVE_SERIES, version) or fnmatch.fnmatchcase(name, glob)
+
+
 def archive_glob(job: JobConfig, job_name: str, hostname: str) -> str:
     """Glob (borg ``sh:`` rules, 1.2 and 1.4) matching exactly the archives this job's name template makes.
 

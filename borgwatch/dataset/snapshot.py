@@ -102,9 +102,20 @@ class Snapshot:
 
     @classmethod
     def open(cls, path: Path) -> Snapshot | None:
-        """The previous run's snapshot, or None when there is none usable (missing, symlink, other schema,
-        unsealed, damaged)."""
-        if path.is_symlink() or not path.is_file():
+        """The previous run's snapshot, or None when there is none usable (missing, symlink, not borgwatch's
+        own to believe: another user's or writable by others; other schema, unsealed, damaged).
+
+        Snapshots are written without a journal, so a ``-journal`` or ``-wal`` beside one is planted or stale:
+        SQLite would open it (a FIFO there hangs the run) or roll the snapshot back with it. It goes first,
+        unlinked, never followed."""
+        for suffix in ("-journal", "-wal", "-shm"):
+            with contextlib.suppress(OSError):  # none there; a directory there makes the snapshot unreadable
+                os.unlink(path.with_name(path.name + suffix))
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_mode & 0o022:
             return None
         try:
             snap = cls(path, sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None))

@@ -9,18 +9,13 @@ nothing can be trusted the counts are dropped (``DiffMethod.NONE``, ``diff_exact
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import os
 import sqlite3
-import stat
 import tempfile
 import time
-from pathlib import Path
 
 from borgwatch.borg import argv as borg_argv
 from borgwatch.borg.exitcodes import completed
-from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.paths import archive_path, path_pattern
 from borgwatch.borg.results import archive_names, diff_verdicts
 from borgwatch.dataset.snapshot import SnapshotDiff, settle, undecided_paths
@@ -48,9 +43,8 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     assert ctx.result.archive is not None
     nfiles, version = ctx.result.archive.files, ctx.plan.version
     archive = borg_argv.archive_ref(ctx.result.archive.name, ctx.result.archive.id, version)
-    foreign = _foreign_baseline(ctx, rec.baseline)
-    previous = "" if foreign else rec.previous_archive()
-    if previous and not _jobs_archive(ctx, previous):
+    previous, foreign = rec.previous_archive(), ""
+    if previous and not borg_argv.names_jobs_archive(previous, ctx.plan.glob, version):
         foreign, previous = f"the previous snapshot describes {previous}, not an archive of this job", ""
     try:
         sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
@@ -89,30 +83,6 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
               stage=Stage.DIFF, exit_code=rc, duration_seconds=round(duration, 3), status=status,
               **dataset.as_counts(), method=dataset.method)
     return stage
-
-
-def _foreign_baseline(ctx: StageContext, baseline: Path) -> str:
-    """Why the job's baseline snapshot is not borgwatch's own to believe ("" when it may be read).
-
-    borgwatch writes snapshots without a journal, so a ``-journal`` or ``-wal`` beside the baseline is planted
-    or stale: SQLite would open it when reading the baseline (a FIFO there hangs the run) or roll the baseline
-    back with it. It goes first, unlinked, never followed."""
-    for suffix in ("-journal", "-wal", "-shm"):
-        with contextlib.suppress(OSError):  # none there; a directory there makes the baseline unreadable, not hung
-            os.unlink(baseline.with_name(baseline.name + suffix))
-    try:
-        st = os.lstat(baseline)
-    except OSError:
-        return ""
-    if stat.S_ISREG(st.st_mode) and (st.st_uid != os.geteuid() or st.st_mode & 0o022):
-        return "the previous snapshot belongs to another user or others may write it"
-    return ""
-
-
-def _jobs_archive(ctx: StageContext, name: str) -> bool:
-    """Whether the archive a snapshot describes is one of this job's (a copy of another job's snapshot is
-    not); borg 2 names archives by id, which says nothing of their series."""
-    return available(Feature.ARCHIVE_SERIES, ctx.plan.version) or fnmatch.fnmatchcase(name, ctx.plan.glob)
 
 
 def _files_cache(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str
