@@ -7,8 +7,8 @@ the files cache compares ctime (borg's default): an mtime can be put back (``tou
 
 Why none can publish a wrong count. Each side's lstat is taken after borg read the file (borg prints the
 status once the file is read), and every write moves the ctime to the time of the write, which is after the
-run started (less a clock tick: ``before_ns`` is the run's start minus a margin of a hundred ticks). So a side
-whose ctime is older than its run's ``before_ns`` and that borg did not flag ``C`` is *proven*: nothing wrote
+run started (less a clock tick: ``clock.py`` says how much older than the run's start a ctime must be). So a
+side whose ctime is older than its run's bound and that borg did not flag ``C`` is *proven*: nothing wrote
 the file from the run's start to the lstat, so the lstat's size (and the content until the ctime moves) is
 what borg archived. A write during borg's read is ``C`` (never proven); a write between borg's read and the
 lstat leaves a ctime after the run's start (never proven); a ``touch -d`` moves the ctime too.
@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from borgwatch.dataset import records
+from borgwatch.dataset.clock import FINE_UNIT_NS, Before
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff
 
 # the re-read must stay within the page cache borg just filled and cost less than the borg diff it saves
@@ -89,12 +90,13 @@ def _listed(st: os.stat_result, inode: int, size: int, ctime_ns: int) -> bool:
     return stat.S_ISREG(st.st_mode) and (st.st_ino, st.st_size, st.st_ctime_ns) == (inode, size, ctime_ns)
 
 
-def own_digests(snap: Snapshot, before_ns: int) -> int:
+def own_digests(snap: Snapshot, before: Before) -> int:
     """After a committed create: the own digest of each proven listed regular file borg did not memorize;
     returns how many were kept."""
     rows = snap.db.execute(
         "SELECT rowid, path, inode, size, cmtime FROM listed WHERE regular AND digest IS NULL AND status IN "
-        "('A','M','h') AND cmtime < ? AND size <= ? LIMIT ?", (before_ns, OWN_LIMIT, OWN_FILES + 1)).fetchall()
+        "('A','M','h') AND (cmtime < ? OR (cmtime < ? AND cmtime % ? != 0)) AND size <= ? LIMIT ?",
+        (before.coarse, before.fine, FINE_UNIT_NS, OWN_LIMIT, OWN_FILES + 1)).fetchall()
     if len(rows) > OWN_FILES:
         return 0
     kept: list[tuple[bytes, int]] = []
@@ -119,16 +121,16 @@ class Side(NamedTuple):
     digest: bytes | None  # borg's (bridged to its files cache)
     own: bytes | None
 
-    def proven(self, before_ns: int) -> bool:
-        return self.status != "C" and self.cmtime < before_ns
+    def proven(self, before: Before) -> bool:
+        return self.status != "C" and before.proves(self.cmtime)
 
 
 _SIDE = "{0}.status, {0}.inode, {0}.size, {0}.cmtime, {0}.digest, {0}.own"
 
 
-def decide(prev_path: Path, cur: Snapshot, found: SnapshotDiff, prev_before_ns: int, cur_before_ns: int) -> None:
+def decide(prev_path: Path, cur: Snapshot, found: SnapshotDiff, prev_before: Before, cur_before: Before) -> None:
     """Decide the undecided pairs of the last ``diff`` that the rules above prove, in their order; they leave
-    the undecided set and count unchanged or modified. ``*_before_ns``: each run's start less the margin."""
+    the undecided set and count unchanged or modified. ``*_before``: each run's bounds (``clock.py``)."""
     db = cur.db
     db.execute("ATTACH DATABASE ? AS prev", (str(prev_path),))
     try:
@@ -139,8 +141,8 @@ def decide(prev_path: Path, cur: Snapshot, found: SnapshotDiff, prev_before_ns: 
         decided: list[tuple[bytes]] = []
         for path, rowid, *sides in rows:
             now, then = Side(*sides[:6]), Side(*sides[6:])
-            verdict = _verdict(now, then, prev_before_ns, cur_before_ns)
-            if verdict is None and then.own is not None and now.proven(cur_before_ns):
+            verdict = _verdict(now, then, prev_before, cur_before)
+            if verdict is None and then.own is not None and now.proven(cur_before):
                 own = now.own or own_digest(path, now.inode, now.size, now.cmtime)
                 if own is not None:
                     db.execute("UPDATE main.listed SET own = ? WHERE rowid = ?", (own, rowid))
@@ -158,7 +160,7 @@ def decide(prev_path: Path, cur: Snapshot, found: SnapshotDiff, prev_before_ns: 
         db.execute("DETACH DATABASE prev")
 
 
-def _verdict(now: Side, then: Side, prev_before: int, cur_before: int) -> bool | None:
+def _verdict(now: Side, then: Side, prev_before: Before, cur_before: Before) -> bool | None:
     """By the lstat alone: True unchanged (same stat), False modified (size), None not proven."""
     if then.proven(prev_before) and now.status != "C" and now[1:4] == then[1:4]:
         return True

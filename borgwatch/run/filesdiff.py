@@ -24,15 +24,14 @@ from borgwatch.borg import filescache, filescache_v2
 from borgwatch.borg.feature import Feature, available
 from borgwatch.borg.filescache import FilesCacheError
 from borgwatch.borg.version import BorgVersion
+from borgwatch.dataset.clock import Before, before, local_clock
 from borgwatch.dataset.decide import decide, decide_new, own_digests
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff
 
 ARCHIVE_KEY = "archive"  # snapshot meta: the archive the snapshot describes
 STARTED_KEY = "started_ns"  # snapshot meta: before borg create started (every lstat of the run is later)
 CMTIME_KEY = "cmtime"  # snapshot meta: which time the listed cmtime is (ctime, or mtime in borg's mtime mode)
-# a file whose cmtime was this much older than the run's start cannot have been written again without moving
-# it: coarse timestamps tick per jiffy (1-10 ms); the margin is a hundred of them
-CMTIME_MARGIN_NS = 1_000_000_000
+CLOCK_KEY = "clock"  # snapshot meta: "local" when every listed file is on a local-clock filesystem (clock.py)
 
 
 class FilesCacheRun:
@@ -51,6 +50,7 @@ class FilesCacheRun:
         self.followers = 0  # h lines: later names of a hard-linked inode
         self.errors = 0  # E lines: files borg could not read
         self.aged: list[bytes] | None = None  # the keys of the files cache's older entries (borg 1.x)
+        self.devices: set[int] = set()  # of the listed files: which clock wrote their ctimes
 
     def record(self, status: str, path: str) -> None:
         raw = os.fsencode(path)
@@ -61,7 +61,10 @@ class FilesCacheRun:
             st: os.stat_result | None = os.lstat(raw)
         except OSError:
             st = None
-        cmtime = None if st is None else (st.st_mtime_ns if self.mtime_mode else st.st_ctime_ns)
+        cmtime = None
+        if st is not None:
+            cmtime = st.st_mtime_ns if self.mtime_mode else st.st_ctime_ns
+            self.devices.add(st.st_dev)
         if status == "h":
             self.followers += 1
         self.snapshot.add_listed(status, raw, st, cmtime)
@@ -71,6 +74,7 @@ class FilesCacheRun:
         """Join borg's files cache (borg 2.0.0b23: the archive series' own); returns why this snapshot cannot
         vouch for the run ("" when it can). ``archive``: how later borg commands name this run's archive."""
         self.snapshot.set_meta(ARCHIVE_KEY, archive)
+        self.snapshot.set_meta(CLOCK_KEY, "local" if local_clock(self.devices) else "")
         try:
             if available(Feature.FILES_CACHE_V2, version):
                 entries = filescache_v2.read_entries(filescache_v2.locate(create_stdout, env, version),
@@ -93,9 +97,10 @@ class FilesCacheRun:
             own_digests(self.snapshot, self._before())
         return ""
 
-    def _before(self, snap: Snapshot | None = None) -> int:
-        """A run's start less the margin: a ctime older than this was not written during that run."""
-        return int((snap or self.snapshot).meta(STARTED_KEY) or 0) - CMTIME_MARGIN_NS
+    def _before(self, snap: Snapshot | None = None) -> Before:
+        """A run's bounds: a ctime they prove was not written during that run (``clock.py``)."""
+        snap = snap or self.snapshot
+        return before(int(snap.meta(STARTED_KEY) or 0), snap.meta(CLOCK_KEY) == "local")
 
     def names(self, nfiles: int, version: BorgVersion | None) -> int:
         """The regular file names of the archive whose create reported ``nfiles`` (1.x counts a hard-linked

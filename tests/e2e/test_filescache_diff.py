@@ -27,8 +27,9 @@ from helpers.filescache_job import (
 )
 from helpers.workspace import BORGWATCH
 
+from borgwatch.dataset.clock import before, local_clock
 from borgwatch.dataset.snapshot import Snapshot
-from borgwatch.run.filesdiff import CMTIME_MARGIN_NS, STARTED_KEY
+from borgwatch.run.filesdiff import CLOCK_KEY, STARTED_KEY
 
 pytestmark = pytest.mark.slow
 
@@ -269,16 +270,18 @@ def test_the_normal_path_runs_no_borg_beyond_create(tmp_path: Path, borg: str) -
         check(jobs, step, truth)
 
 
-def _newest_last(src: Path, newest: Path, change: Callable[[Path], None]) -> None:
+def _newest_last(src: Path, newest: Path, change: Callable[[Path], None], gap: float = 1.1) -> None:
     """Change ``newest`` after everything else, so that it is the file borg does not memorize; then wait out
-    the cmtime margin, as a file written a while before the backup."""
+    the cmtime margin (the coarse one by default), as a file written a while before the backup."""
     change(newest)
-    time.sleep(1.1)
+    time.sleep(gap)
 
 
 @pytest.mark.parametrize("borg", borg_binaries())
 def test_the_newest_file_changing_every_run_needs_no_borg_diff(tmp_path: Path, borg: str) -> None:
+    """Written a fifth of a second before each run: past the fine margin of a local filesystem's clock."""
     src, jobs = _job(tmp_path, borg)
+    assert local_clock([os.lstat(src).st_dev]), "the test's tmp dir is not on a local-clock filesystem"
     newest = src / "d2" / "newest"
     _newest_last(src, newest, lambda p: p.write_bytes(b"newest, first\n"))
     first = jobs.run("job")  # asks borg list whether the job has archives
@@ -296,11 +299,11 @@ def test_the_newest_file_changing_every_run_needs_no_borg_diff(tmp_path: Path, b
     for change, truth in kinds:
         if truth.modified:  # a memorized file changes too (before the newest one: it stays the newest)
             grow(src / "d0" / "f1", b"more\n")
-        _newest_last(src, newest, change)
+        _newest_last(src, newest, change, gap=0.2)
         steps.append(watched.run())
     # a file removed, and the newest one added: borg's older cache entry proves the removed name is another
     (src / "d1" / "f5").unlink()
-    _newest_last(src, src / "d1" / "added", lambda p: p.write_bytes(b"added last\n"))
+    _newest_last(src, src / "d1" / "added", lambda p: p.write_bytes(b"added last\n"), gap=0.2)
     kinds.append((lambda p: None, Counts(added=1, removed=1, unchanged=30)))
     steps.append(watched.run())
     for n, ((step, commands), (_, truth)) in enumerate(zip(steps, kinds, strict=True)):
@@ -349,7 +352,8 @@ def _digests(jobs: Jobs, path: Path) -> tuple[bool, bool]:
     try:
         cmtime, digest, own = baseline.db.execute("SELECT cmtime, digest, own FROM listed WHERE path = ?",
                                                   (os.fsencode(path),)).fetchone()
-        return cmtime < int(baseline.meta(STARTED_KEY) or 0) - CMTIME_MARGIN_NS, (digest or own) is not None
+        bounds = before(int(baseline.meta(STARTED_KEY) or 0), baseline.meta(CLOCK_KEY) == "local")
+        return bounds.proves(cmtime), (digest or own) is not None
     finally:
         baseline.close()
 
@@ -400,11 +404,12 @@ def test_more_undecided_paths_than_one_borg_diff_may_take_fall_back_whole(tmp_pa
     target.write_bytes(b"one inode, many names\n")
     for i in range(2100):  # hard-link names of one inode: they take its memorized entry's digest, when it has one
         os.link(target, many / f"{'n' * 120}-{i}")
-    jobs = _jobs(tmp_path, borg, job=Job([src]))
+    # mtime mode: no rule decides by time (an mtime can be put back), so only borg can judge the newest file
+    jobs = _jobs(tmp_path, borg, job=Job([src], ["--files-cache=mtime,size,inode"]))
     jobs.run("job")
     time.sleep(1.1)
-    # every name's content changed in place, just before the run: the newest file, which borg does not memorize
-    # and nothing proves, so every name is undecided
+    # every name's content changed in place, just before the run: the newest file, which borg does not memorize,
+    # so every name is undecided
     target.write_bytes(b"one inode, new content\n")
     # 2101 paths of ~300 bytes: over the bound of one restricted borg diff (ARG_MAX), so one full borg diff
     check(jobs, jobs.run("job"), Counts(modified=2101, unchanged=30), method="borg_diff")

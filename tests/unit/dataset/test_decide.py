@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from borgwatch.dataset import decide as decide_module
+from borgwatch.dataset.clock import Before
 from borgwatch.dataset.decide import OWN_LIMIT, decide, decide_new, own_digest, own_digests
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff, diff, undecided_paths
 
@@ -36,7 +37,7 @@ def _run(tmp: Path, name: str, listed: dict[Path, str], memorized: list[Path], o
     snap.add_cached(entries)
     snap.seal()
     if own_before is not None:
-        own_digests(snap, own_before)
+        own_digests(snap, Before(own_before, own_before))
     return snap
 
 
@@ -44,7 +45,7 @@ def _decided(tmp: Path, prev: Snapshot, cur: Snapshot, prev_before: int = LATER,
              cur_before: int = LATER) -> SnapshotDiff:
     found = diff(prev, cur)
     prev.close()
-    decide(tmp / "1", cur, found, prev_before, cur_before)
+    decide(tmp / "1", cur, found, Before(prev_before, prev_before), Before(cur_before, cur_before))
     return found
 
 
@@ -202,5 +203,5 @@ def test_own_digests_stop_at_the_run_budget(tmp_path: Path, monkeypatch: pytest.
         files[-1].write_bytes(b"x" * 10)
     monkeypatch.setattr(decide_module, "OWN_BYTES", 25)  # two files of 10 bytes fit, the third does not
     snap = _run(tmp_path, "1", {f: "A" for f in files}, [])
-    assert own_digests(snap, LATER) == 2
+    assert own_digests(snap, Before(LATER, LATER)) == 2
     assert snap.count("SELECT count(*) FROM listed WHERE own IS NOT NULL") == 2
