@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import tempfile
+import threading
 import time
 
 from borgwatch.borg import argv as borg_argv
@@ -46,6 +47,8 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
     previous, foreign = rec.previous_archive(), ""
     if previous and not borg_argv.names_jobs_archive(previous, ctx.plan.glob, version):
         foreign, previous = f"the previous snapshot describes {previous}, not an archive of this job", ""
+    # no baseline names an archive: only the repository can say whether this is the job's first backup
+    listing = PreviousListing(ctx, archive) if archive and not previous else None
     try:
         sealed = rec.seal(create_stdout, ctx.env.env, version, nfiles, archive)
     except (sqlite3.Error, OSError) as exc:  # state_dir full: borg diff against the previous snapshot's archive
@@ -60,10 +63,13 @@ def run_diff(ctx: StageContext, rec: FilesCacheRun, create_stdout: bytes) -> Sta
         if not doubt:
             dataset, doubt = _files_cache(ctx, rec, previous, archive)
         if dataset is None:
-            dataset = _compare(ctx, rec, previous, archive, nfiles)
+            dataset = _compare(ctx, rec, previous, archive, nfiles, listing)
     except Undecidable as exc:
         why, rc = str(exc), exc.rc
         dataset = DatasetDiff(error=rec.errors, method=DiffMethod.NONE, exact=False)
+    finally:
+        if listing is not None:
+            listing.join()
     if sealed:  # the old baseline goes too: it describes an archive older than the job's last one
         rec.abandon(drop_baseline=True)
     else:
@@ -150,11 +156,37 @@ def _listed_previous(ctx: StageContext, archive: str) -> str:
     return older[-1] if older else ""  # borg lists them by time
 
 
-def _compare(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str, nfiles: int) -> DatasetDiff:
+class PreviousListing:
+    """``_listed_previous`` in a thread, started before this run's snapshot is sealed: the seal (a second of
+    CPU at 100k files) and the listing borg's start-up (most of its time) overlap instead of adding up."""
+
+    def __init__(self, ctx: StageContext, archive: str) -> None:
+        self._outcome: str | Exception = ""
+        self._thread = threading.Thread(target=self._list, args=(ctx, archive), daemon=True)
+        self._thread.start()
+
+    def _list(self, ctx: StageContext, archive: str) -> None:
+        try:
+            self._outcome = _listed_previous(ctx, archive)
+        except Exception as exc:  # noqa: BLE001 - raised again by result(), in the run's own thread
+            self._outcome = exc
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def result(self) -> str:
+        self.join()
+        if isinstance(self._outcome, Exception):
+            raise self._outcome
+        return self._outcome
+
+
+def _compare(ctx: StageContext, rec: FilesCacheRun, previous: str, archive: str, nfiles: int,
+             listing: PreviousListing | None = None) -> DatasetDiff:
     """The fallback against the archive the snapshot names; when that one is gone (deleted, pruned by
-    hand), against the job's newest archive the repository still has."""
+    hand), against the job's newest archive the repository still has (``listing``: already asked)."""
     if not previous:
-        return _fallback(ctx, rec, _listed_previous(ctx, archive), archive, nfiles)
+        return _fallback(ctx, rec, listing.result() if listing else _listed_previous(ctx, archive), archive, nfiles)
     try:
         return _fallback(ctx, rec, previous, archive, nfiles)
     except Undecidable:

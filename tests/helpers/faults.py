@@ -29,7 +29,9 @@ MOMENTS: dict[str, tuple[str, str, str, str]] = {
     "before-seal": ("borgwatch.run.filesdiff", "FilesCacheRun", "seal", "before"),  # the archive is committed
     "sealing": ("borgwatch.dataset.snapshot", "Snapshot", "set_meta", "sealed"),  # records written, uncommitted
     "borg-diff": ("borgwatch.run.stages", "StageRunner", "spawn", "diff"),  # the restricted borg diff runs
-    "full-borg-diff": ("borgwatch.run.stages", "StageRunner", "spawn", "diff"),  # the fallback's runs
+    # no baseline: borg list (in a thread) while the snapshot is sealed; then the fallback's borg diff runs
+    "listing-archives": ("borgwatch.run.stages", "StageRunner", "spawn", "list"),
+    "full-borg-diff": ("borgwatch.run.stages", "StageRunner", "spawn", "diff"),
     "promoted": ("borgwatch.run.filesdiff", "FilesCacheRun", "promote", "after"),  # renamed, state not written
 }
 
@@ -50,8 +52,8 @@ def _arm(moment: str) -> None:
             _die()
         if when == "sealed" and args and args[0] == "sealed":
             _die()
-        if when == "diff" and getattr(self, "name", "") == "diff":
-            # borg diff is starting: its start-up alone takes longer than this (0.3 s let Debian's borg 1.2
+        if when in ("diff", "list") and when in args[0][1:5]:  # borg [-r REPO] diff|list …
+            # borg is starting: its start-up alone takes longer than this (0.3 s let Debian's borg 1.2
             # finish a small restricted diff first, and the kill then landed after the promote)
             threading.Timer(0.05, _die).start()
         out = original(self, *args, **kw)
