@@ -67,12 +67,17 @@ def _time_cmd(argv: list[str], runs: int) -> float:
     return median(samples) * 1000
 
 
+FLOOR_IMPORTS = "import dataclasses, json, pathlib, subprocess, tomllib"
+
+
 def startup(borgwatch: str, runs: int = 21) -> dict[str, float]:
     """Median ms of ``borgwatch --version`` and, for scale, of a bare interpreter start."""
     _time_cmd([borgwatch, "--version"], 3)  # warm the page cache
     return {
         "version_ms": _time_cmd([borgwatch, "--version"], runs),
         "python_ms": _time_cmd([sys.executable, "-c", "pass"], runs),
+        # the least a Python CLI that reads a TOML config and runs a child needs: the floor under any fixed cost
+        "floor_ms": _time_cmd([sys.executable, "-c", FLOOR_IMPORTS], runs),
         "help_run_ms": _time_cmd([borgwatch, "run", "--help"], runs),
     }
 

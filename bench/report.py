@@ -129,6 +129,8 @@ def render(machine: dict[str, str], command: str, sizes: list[SizeResult], micro
          f"≤ 150: {_verdict(start['version_ms'] <= 150)}"],
         ["`borgwatch run --help`, ms", f"{start['help_run_ms']:.0f}", ""],
         ["bare `python -c pass`, ms (for scale)", f"{start['python_ms']:.0f}", ""],
+        ["`python -c \"import dataclasses, json, pathlib, subprocess, tomllib\"`, ms (a config-reading "
+         "CLI's floor)", f"{start['floor_ms']:.0f}" if "floor_ms" in start else "–", ""],
         ["peak RSS over the replays, MB", f"{rss_max:.1f}", f"≤ 40: {_verdict(rss_max <= 40)}"],
         [_growth_label(replay), f"{flat:+.1f}", ""],
     ])
