@@ -5,17 +5,19 @@ newest-cmtime file, which ``Cache.commit`` drops; a special file). Three rules d
 what none of them proves stays undecided and goes to borg (one restricted ``borg diff``). They run only when
 the files cache compares ctime (borg's default): an mtime can be put back (``touch -d``), a ctime cannot.
 
-Why none can publish a wrong count. Each side's lstat is taken after borg read the file (borg prints the
-status once the file is read), and every write moves the ctime to the time of the write, which is after the
-run started (less a clock tick: ``clock.py`` says how much older than the run's start a ctime must be). So a
-side whose ctime is older than its run's bound and that borg did not flag ``C`` is *proven*: nothing wrote
-the file from the run's start to the lstat, so the lstat's size (and the content until the ctime moves) is
-what borg archived. A write during borg's read is ``C`` (never proven); a write between borg's read and the
-lstat leaves a ctime after the run's start (never proven); a ``touch -d`` moves the ctime too.
+Why none can publish a wrong count. borg prints a file's status once it has opened and fstat'ed the file,
+before reading it, and compares the ctime again after the read (``C`` when it moved); each side's lstat is
+taken when borgwatch reads that line: after borg's stat, and before, during or after its read. Every write
+moves the ctime to the time of the write, which is after the run started (less a clock tick: ``clock.py``
+says how much older than the run's start a ctime must be). So a side whose ctime is older than its run's
+bound and that borg did not flag ``C`` is *proven*: nothing wrote the file from the run's start to the lstat,
+nor until borg's read ended (that would be ``C``), so the lstat's size (and the content until the ctime
+moves) is what borg archived. A write between borg's stat and the lstat leaves a ctime after the run's start
+(never proven); a ``touch -d`` moves the ctime too.
 
 * *Same stat* (``unchanged``): both sides not ``C``, the same inode, size and ctime, and the previous side
-  proven: nothing wrote the file from the previous run's start to this run's lstat (after this run's read),
-  so borg archived the same bytes twice.
+  proven: nothing wrote the file from the previous run's start to this run's lstat, nor during this run's
+  read (not ``C``), so borg archived the same bytes twice.
 * *Size* (``modified``): both sides' sizes are what borg read — proven, or bridged to borg's files cache
   (borg's memorized size is the size it read) — and differ: the archived contents differ in length.
 * *Own digest*: after the create, borgwatch hashes each proven regular file borg did not memorize (up to

@@ -147,6 +147,18 @@ class Snapshot:
         if len(self._listed) >= BATCH:
             self._flush()
 
+    def unlist(self, path: bytes) -> str:
+        """Forget a listed path borg then failed to read (``E``: not archived); returns its status ("" when
+        it was not listed). borg prints a file's status before reading it, so an error comes after it."""
+        if self._sorter is not None:
+            raise RuntimeError("the listing is recorded before borg's files cache is added")
+        key = path_key(path)
+        statuses = [row[2] for row in self._listed if row[0] == key]
+        self._listed = [row for row in self._listed if row[0] != key]
+        row = self.db.execute("SELECT status FROM listed WHERE pkey = ?", (key,)).fetchone()
+        self.db.execute("DELETE FROM listed WHERE pkey = ?", (key,))
+        return statuses[-1] if statuses else row[0] if row else ""
+
     def _flush(self) -> None:
         self.db.executemany("INSERT OR REPLACE INTO listed VALUES (?,?,?,?,?,?,?,NULL,NULL,NULL)", self._listed)
         self._listed.clear()

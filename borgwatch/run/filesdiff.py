@@ -1,10 +1,13 @@
 """The files-cache diff of one run: what the create and diff stages share (recording, sealing, reconciling).
 
 During create every ``--list --filter=AMEhC`` line is recorded with the file's lstat, taken when borg
-announces the file (it prints the status once it has read the file); after a committed create, borg's files
+announces the file (borg prints the status once the file is open and fstat'ed, before reading it; an ``E``
+line after it means the read failed and the file is not archived); after a committed create, borg's files
 cache (age-0 entries) joins them in this run's snapshot, and the counts must reconcile with borg's ``nfiles``
-before the snapshot may vouch for anything. Then borgwatch hashes the few files borg read but did not
-memorize (``dataset/decide.py``), and the diff decides what the two snapshots prove without borg.
+before the snapshot may vouch for anything. A file borg memorized and something wrote again before the lstat
+(a log appended every few milliseconds) no longer matches its cache entry: the snapshot does not reconcile.
+Then borgwatch hashes the few files borg read but did not memorize (``dataset/decide.py``), and the diff
+decides what the two snapshots prove without borg.
 
 The snapshot is written beside the job's baseline (``JOB.snapshot.db.new``) and replaces it (``promote``)
 only after a committed create whose snapshot reconciled: a failed or interrupted create leaves the previous
@@ -54,8 +57,10 @@ class FilesCacheRun:
 
     def record(self, status: str, path: str) -> None:
         raw = os.fsencode(path)
-        if status == "E":
+        if status == "E":  # borg announced the file, then failed to read it: it is not in the archive
             self.errors += 1
+            if self.snapshot.unlist(raw) == "h":
+                self.followers -= 1
             return
         try:
             st: os.stat_result | None = os.lstat(raw)

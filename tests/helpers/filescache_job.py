@@ -35,6 +35,7 @@ class Step:
     exact: bool
     counts: Counts
     stderr: str
+    diff_note: str = ""  # the diff stage's message: why the files-cache method was not used
 
 
 @dataclass
@@ -138,15 +139,17 @@ def step(rc: int, stdout: str, stderr: str, borg2: bool = False) -> Step:
     counts = Counts(**{k: dataset.get(k, 0) for k in ("added", "removed", "modified", "unchanged")})
     made = (result.get("archive") or {}).get("id", "")
     archive = (archive_id(made) if made else "") if borg2 else result.get("archive_name", "")
+    note = next((s.get("message", "") for s in result.get("stages", []) if s.get("name") == "diff"), "")
     return Step(rc, archive, result.get("previous_archive", ""), dataset.get("method", ""),
-                bool(dataset.get("exact")), counts, stderr)
+                bool(dataset.get("exact")), counts, stderr, note)
 
 
 def check(jobs: Jobs, step: Step, truth: Counts | None, method: str = "files_cache", previous: str = "",
-          warned: bool = False) -> None:
+          warned: bool = False, warning: str = "file changed while we backed it up") -> None:
     """The run's counts are borg diff's between the archive it names as previous and its own; ``truth``: what
-    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense)."""
-    assert step.rc == 0 or (warned and "file changed while we backed it up" in step.stderr), step.stderr
+    the sequence did (so the test cannot pass by borg and borgwatch agreeing on nonsense). ``warned``: borg
+    may end with a warning, whose text is ``warning``."""
+    assert step.rc == 0 or (warned and warning in step.stderr), step.stderr
     assert (step.method, step.exact) == (method, True), step
     if previous:
         assert step.previous == previous, step

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from borgwatch.dataset import snapshot
 from borgwatch.dataset.snapshot import Snapshot, SnapshotDiff
 from borgwatch.run.filesdiff import CLOCK_KEY, CMTIME_KEY, STARTED_KEY, FilesCacheRun
 
@@ -49,3 +50,24 @@ def _newest_unchanged(tmp_path: Path, previous_mode: str, started_after_ns: int,
     found = rec.diff()
     rec.abandon()
     return found
+
+
+@pytest.mark.parametrize("batch", [1, snapshot.BATCH])
+def test_a_file_borg_announced_then_failed_to_read_is_no_name_of_the_archive(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    # borg prints A/M/h once the file is open, before reading it; a read error is a later E line for the same
+    # path, and the file is not archived (nor counted in nfiles): the snapshot must not account for it
+    monkeypatch.setattr(snapshot, "BATCH", batch)  # 1: the listed rows are in the database when E comes
+    kept, failed = tmp_path / "kept", tmp_path / "failed"
+    kept.write_bytes(b"kept\n")
+    failed.write_bytes(b"failed\n")
+    os.link(kept, tmp_path / "link")
+    st = os.lstat(kept)
+    rec = FilesCacheRun(tmp_path / "job.snapshot.db")
+    for status, path in (("A", kept), ("A", failed), ("h", tmp_path / "link"), ("E", failed),
+                         ("E", tmp_path / "link"), ("E", tmp_path / "never-listed")):
+        rec.record(status, str(path))
+    rec.snapshot.add_cached([(b"k" * 16, b"d" * 16, st.st_ino, st.st_size, st.st_ctime_ns)])
+    rec.snapshot.seal()
+    assert (rec.snapshot.files(), rec.snapshot.followers(), rec.followers, rec.errors) == (1, 0, 0, 3)
+    rec.abandon()
